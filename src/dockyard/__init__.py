@@ -1,0 +1,44 @@
+"""dockyard: a durable job queue and worker system, wire-compatible with BullMQ on Redis."""
+
+from .errors import (
+    BackendUnavailableError,
+    DelayedError,
+    DockyardError,
+    InvalidJobError,
+    InvalidOptionError,
+    JobFailed,
+    JobNotFoundError,
+    JobStateError,
+    LockLostError,
+    NotSupportedError,
+    RateLimitError,
+    UnrecoverableError,
+)
+from .job import Job
+from .options import Backoff, JobOptions, KeepJobs
+from .queue import Queue
+from .worker import Worker, WorkerSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "Backoff",
+    "DelayedError",
+    "DockyardError",
+    "InvalidJobError",
+    "InvalidOptionError",
+    "Job",
+    "JobFailed",
+    "JobNotFoundError",
+    "JobOptions",
+    "JobStateError",
+    "KeepJobs",
+    "LockLostError",
+    "NotSupportedError",
+    "Queue",
+    "RateLimitError",
+    "UnrecoverableError",
+    "Worker",
+    "WorkerSettings",
+]

@@ -1,0 +1,191 @@
+"""Runner: call the handler for one job and decide how the attempt ended.
+
+Kept apart from the worker's scheduling: this is the part that knows about handlers,
+timeouts, retries, backoff and BullMQ's failure rules, and nothing about fetching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Finish
+from .errors import DelayedError, InvalidOptionError, RateLimitError, UnrecoverableError
+from .job import Job, dump_json
+from .options import to_ms
+
+if TYPE_CHECKING:
+    from .worker import BackoffStrategy, Handler, WorkerSettings
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class Runner:
+    """Runs handlers; one per worker."""
+
+    def __init__(
+        self,
+        handler: Handler | Mapping[str, Handler],
+        strategies: Mapping[str, BackoffStrategy],
+        settings: WorkerSettings,
+        executor: Callable[[], ThreadPoolExecutor],
+    ) -> None:
+        if isinstance(handler, Mapping):
+            if not handler or not all(callable(h) for h in handler.values()):
+                raise InvalidOptionError("a handler mapping must map job names to callables")
+            self._routes: dict[str, Handler] = dict(handler)
+            self._default: Handler | None = None
+        elif callable(handler):
+            self._routes = {}
+            self._default = handler
+        else:
+            raise InvalidOptionError(
+                f"handler must be a callable or a mapping of job name to callable, got {handler!r}"
+            )
+        self._is_async: dict[Any, bool] = {}
+        self._strategies = dict(strategies)
+        self._settings = settings
+        self._executor = executor
+
+    def _handler_for(self, name: str) -> Handler | None:
+        return self._routes.get(name, self._default)
+
+    async def run(self, job: Job) -> Finish:
+        """Run the job's handler and describe the outcome (never raises but for cancellation)."""
+        token = job.token or "0"
+        if job.deferred_failure:
+            return self._final_failure(job, token, job.deferred_failure, None)
+        handler = self._handler_for(job.name)
+        if handler is None:
+            reason = f"no handler for job name {job.name!r} (known: {', '.join(self._routes)})"
+            return self._final_failure(job, token, reason, None)
+        try:
+            result = await self._call(handler, job)
+            value = dump_json(result, "the handler's return value")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return self._failure(job, token, exc)
+        return Finish(
+            job.id, token, "completed", value,
+            keep=job.opts.remove_on_complete or self._settings.remove_on_complete,
+            attempts=job.opts.attempts,
+        )  # fmt: skip
+
+    async def _call(self, handler: Handler, job: Job) -> Any:
+        is_async = self._is_async.get(handler)
+        if is_async is None:
+            is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                getattr(handler, "__call__", None)  # noqa: B004
+            )
+            self._is_async[handler] = is_async
+        timeout = job.opts.timeout
+        if is_async:
+            coro = handler(job)
+            if timeout is None:
+                return await coro
+            async with asyncio.timeout(timeout):
+                return await coro
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor(), _call_sync, handler, job, loop)
+        if timeout is None:
+            return await future
+        async with asyncio.timeout(timeout):
+            return await future
+
+    def _failure(self, job: Job, token: str, exc: BaseException) -> Finish:
+        if isinstance(exc, TimeoutError) and job.opts.timeout is not None:
+            reason = f"job timed out after {job.opts.timeout:g} s"
+        else:
+            reason = str(exc) or type(exc).__name__
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        attempt = job.attempts_made + 1
+        if isinstance(exc, UnrecoverableError) or type(exc).__name__ == "UnrecoverableError":
+            return self._final_failure(job, token, reason, trace)
+        if isinstance(exc, (DelayedError, RateLimitError)):
+            # Steering of these two comes with rate limits (the job is left as it is now).
+            return self._final_failure(job, token, reason, trace)
+        if attempt >= job.opts.attempts:
+            return self._final_failure(job, token, reason, trace)
+        delay = self._backoff(job, attempt, exc)
+        if delay is None:
+            return self._final_failure(job, token, reason, trace)
+        stack = self._stack(job, trace)
+        if delay > 0:
+            return Finish(job.id, token, "delayed", reason, delay_ms=to_ms(delay),
+                          attempts=job.opts.attempts, stacktrace=stack)  # fmt: skip
+        return Finish(job.id, token, "retry", reason, lifo=job.opts.lifo,
+                      attempts=job.opts.attempts, stacktrace=stack)  # fmt: skip
+
+    def _backoff(self, job: Job, attempt: int, exc: BaseException) -> float | None:
+        """Seconds before the next attempt; None means do not retry."""
+        backoff = job.opts.backoff
+        if backoff is None:
+            return 0.0
+        if backoff.builtin:
+            return backoff.delay_for(attempt)
+        strategy = self._strategies.get(backoff.type)
+        if strategy is None:
+            return None
+        delay = strategy(attempt, exc, job)
+        if delay is None or delay < 0:
+            return None
+        return float(delay)
+
+    def _stack(self, job: Job, trace: str | None) -> str:
+        stack = list(job.stacktrace)
+        if trace is not None:
+            stack.append(trace)
+        limit = job.opts.stack_trace_limit
+        if limit is not None:
+            stack = stack[-limit:] if limit > 0 else []
+        return _dumps(stack)
+
+    def _final_failure(self, job: Job, token: str, reason: str, trace: str | None) -> Finish:
+        return Finish(
+            job.id, token, "failed", reason,
+            keep=job.opts.remove_on_fail or self._settings.remove_on_fail,
+            attempts=job.opts.attempts, stacktrace=self._stack(job, trace),
+        )  # fmt: skip
+
+
+def _call_sync(handler: Handler, job: Job, loop: asyncio.AbstractEventLoop) -> Any:
+    """Run a plain handler in a worker thread; its ``await job.x()`` calls are not usable
+    there, so sync handlers get a job whose methods run on the loop via the thread bridge."""
+    job_proxy = _ThreadJob(job, loop)
+    return handler(job_proxy)  # type: ignore[arg-type]
+
+
+class _ThreadJob:
+    """A view of a Job for thread handlers: the same fields, with blocking methods."""
+
+    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+        self._job = job
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def _wait(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def update_progress(self, progress: Any) -> None:
+        """Blocking ``Job.update_progress``."""
+        self._wait(self._job.update_progress(progress))
+
+    def log(self, line: str) -> int:
+        """Blocking ``Job.log``."""
+        result: int = self._wait(self._job.log(line))
+        return result
+
+    def get_state(self) -> str:
+        """Blocking ``Job.get_state``."""
+        result: str = self._wait(self._job.get_state())
+        return result

@@ -1,0 +1,158 @@
+"""The Backend protocol: every state transition and query, one method each.
+
+``Queue`` and ``Worker`` talk to storage only through this protocol, so a backend is
+chosen by URL and nothing above it knows which one it is. A backend instance serves one
+queue (its name and prefix are fixed at creation). Times crossing this boundary are
+integer milliseconds since the epoch, as the stores keep them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..job import Job
+from ..options import KeepJobs
+
+#: Every state name a job can be in, as ``get_state`` answers them.
+STATES = (
+    "waiting", "active", "delayed", "prioritized", "completed", "failed", "paused",
+    "waiting-children",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be added: its name, JSON data text, options and creation time (ms)."""
+
+    name: str
+    data: str
+    opts: str
+    timestamp: int
+    delay: int
+    priority: int
+    lifo: bool
+    job_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """How a worker takes jobs: the lock token, its duration (ms) and the worker's name."""
+
+    token: str
+    lock_ms: int
+    worker_name: str | None = None
+
+
+@dataclass(slots=True)
+class Fetched:
+    """What a fetch gave: jobs (locked with the lease's token) and when to look again.
+
+    ``rate_limit_ms`` > 0: the queue is rate limited for that long. ``next_delayed_ms`` > 0:
+    the earliest delayed job is due at that time.
+    """
+
+    jobs: list[Job] = field(default_factory=list)
+    rate_limit_ms: int = 0
+    next_delayed_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How one attempt ended, for ``Backend.finish``.
+
+    ``outcome`` is ``completed``, ``failed``, ``retry`` (back to wait) or ``delayed``
+    (retry after ``delay_ms``). ``value`` is the JSON return value or the failure reason.
+    """
+
+    job_id: str
+    token: str
+    outcome: str
+    value: str
+    keep: KeepJobs | None = None
+    attempts: int = 1
+    delay_ms: int = 0
+    lifo: bool = False
+    stacktrace: str | None = None
+
+
+class Backend(Protocol):
+    """Storage of one queue; each method is one atomic transition or one query."""
+
+    kind: str
+    queue: str
+
+    async def close(self) -> None:
+        """Release connections and files; the backend is unusable afterwards."""
+
+    # -- producers --------------------------------------------------------------------
+
+    async def add(self, job: NewJob) -> str:
+        """Store and enqueue one job; returns its id (the existing id for a duplicate job_id)."""
+
+    async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Store and enqueue several jobs at once; returns their ids in order."""
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with that id, or None."""
+
+    async def get_state(self, job_id: str) -> str:
+        """One of STATES, or ``unknown`` for a job that does not exist."""
+
+    async def get_counts(self, states: Sequence[str]) -> dict[str, int]:
+        """How many jobs are in each of ``states``."""
+
+    async def get_job_ids(self, state: str, start: int, end: int, asc: bool) -> list[str]:
+        """Ids in one state, newest first unless ``asc``; ``end`` inclusive, -1 = last."""
+
+    async def get_logs(self, job_id: str, start: int, end: int) -> list[str]:
+        """Lines of a job's log, oldest first; ``end`` inclusive, -1 = last."""
+
+    async def is_paused(self) -> bool:
+        """True while the queue is paused."""
+
+    # -- job updates ------------------------------------------------------------------
+
+    async def update_progress(self, job_id: str, progress: str) -> None:
+        """Store a job's progress (JSON text) and emit ``progress``."""
+
+    async def add_log(self, job_id: str, line: str, keep: int | None) -> int:
+        """Append a log line, keeping the last ``keep`` lines; returns the log's length."""
+
+    # -- admin ------------------------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Stop workers from taking jobs; active jobs finish."""
+
+    async def resume(self) -> None:
+        """Let workers take jobs again."""
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def fetch(self, lease: Lease, count: int) -> Fetched:
+        """Move up to ``count`` ready jobs to active, locked by the lease; promote due delays."""
+
+    async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
+        """Block until a job may be ready or ``timeout`` s pass; returns a due time (ms) if told one.
+
+        Returns early (with None) when :meth:`interrupt_wait` is called.
+        """
+
+    async def interrupt_wait(self) -> None:
+        """Wake a pending :meth:`wait_for_work` (used on close)."""
+
+    async def finish(self, result: Finish, next_lease: Lease | None) -> Fetched | None:
+        """End an attempt (completed, failed, retry or delayed), release its lock, and
+        when ``next_lease`` is given fetch the next job in the same call."""
+
+    async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
+        """Renew the locks ``{job_id: token}``; returns the ids whose lock was lost."""
+
+    async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
+        """Requeue jobs whose lock expired (at most once per interval per queue); their ids."""
+
+    async def wait_finished(self, job_id: str, timeout: float | None) -> tuple[str, Any]:
+        """Wait until the job is completed or failed: (state, return value or reason)."""

@@ -1,0 +1,5 @@
+"""The Redis backend: BullMQ's data model, our own Lua scripts."""
+
+from .backend import RedisBackend
+
+__all__ = ["RedisBackend"]

@@ -1,0 +1,334 @@
+"""RedisBackend: the Backend protocol on Redis, in BullMQ's data model."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import BackendUnavailableError, error_for_code
+from ...job import Job
+from ..base import Fetched, Finish, Lease, NewJob
+from .connection import ConnectionLost, RedisAddress, RedisClient
+from .keys import QueueKeys, validate_queue_name
+from .scripts import QueueScripts
+
+_LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
+_ZSET_STATES = {
+    "delayed": "delayed", "prioritized": "prioritized", "completed": "completed",
+    "failed": "failed", "waiting-children": "waiting-children",
+}  # fmt: skip
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisBackend:
+    """One queue on Redis. Commands share one auto-pipelined connection; a worker's wait
+    for work uses a second, named, blocking connection as Node BullMQ's does."""
+
+    kind = "redis"
+
+    def __init__(
+        self, url: str, queue: str, *, prefix: str = "bull", retry_for: float | None = 20.0
+    ) -> None:
+        validate_queue_name(queue, prefix)
+        self.queue = queue
+        self.prefix = prefix
+        self.keys = QueueKeys(prefix, queue)
+        self.address = RedisAddress.from_url(url)
+        self.client = RedisClient(self.address, retry_for=retry_for)
+        self.scripts = QueueScripts(self.client, self.keys)
+        self._blocking: RedisClient | None = None
+        self._interrupted = False
+        self._retry_for = retry_for
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.address} {self.keys.base}>"
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._blocking is not None:
+            await self._blocking.close()
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except ConnectionLost as exc:
+            raise BackendUnavailableError(
+                f"{what}: the connection to Redis at {self.address} was lost before the reply "
+                f"({exc}); the change may or may not have been applied"
+            ) from None
+
+    async def _read(self, *args: Any) -> Any:
+        """A read-only command: retried once over a fresh connection if the socket drops."""
+        for attempt in (1, 2):
+            try:
+                return await self.client.execute(*args)
+            except ConnectionLost:
+                if attempt == 2:
+                    raise BackendUnavailableError(
+                        f"lost the connection to Redis at {self.address} twice during {args[0]}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    # -- producers --------------------------------------------------------------------
+
+    async def add(self, job: NewJob) -> str:
+        reply = await self._call(
+            "add",
+            self.scripts.add_job(
+                job.job_id, job.name, job.data, job.opts, job.timestamp, job.delay,
+                job.priority, job.lifo,
+            ),
+        )  # fmt: skip
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
+        # Every add is sent in the same event-loop turn: one write, one round trip.
+        replies = await asyncio.gather(*(self.add(job) for job in jobs))
+        return list(replies)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _job(self, job_id: str, flat: Sequence[bytes], token: str | None = None) -> Job:
+        return Job.from_redis(job_id, flat, queue_name=self.queue, backend=self, token=token)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        flat = await self._read("HGETALL", self.keys.job(job_id))
+        if not flat:
+            return None
+        return self._job(job_id, flat)
+
+    async def get_state(self, job_id: str) -> str:
+        state: str = await self._call("get_state", self.scripts.get_state(job_id))
+        return state
+
+    async def get_counts(self, states: Sequence[str]) -> dict[str, int]:
+        conn = await self.client.connection()
+        futures = []
+        for state in states:
+            if state in _LIST_STATES:
+                futures.append(conn.send(("LLEN", self.keys.key(_LIST_STATES[state]))))
+            elif state in _ZSET_STATES:
+                futures.append(conn.send(("ZCARD", self.keys.key(_ZSET_STATES[state]))))
+            else:
+                raise ValueError(state)
+        try:
+            replies = await asyncio.gather(*futures)
+        except ConnectionLost:
+            raise BackendUnavailableError(f"lost the connection to {self.address}") from None
+        return {state: int(n) for state, n in zip(states, replies, strict=True)}
+
+    async def get_job_ids(self, state: str, start: int, end: int, asc: bool) -> list[str]:
+        if state in _LIST_STATES:
+            key = self.keys.key(_LIST_STATES[state])
+            if asc:
+                ids = await self._read("LRANGE", key, -(end + 1), -(start + 1))
+                ids.reverse()
+            else:
+                ids = await self._read("LRANGE", key, start, end)
+        elif state in _ZSET_STATES:
+            key = self.keys.key(_ZSET_STATES[state])
+            ids = await self._read("ZRANGE" if asc else "ZREVRANGE", key, start, end)
+        else:
+            raise ValueError(state)
+        return [i.decode() for i in ids]
+
+    async def get_logs(self, job_id: str, start: int, end: int) -> list[str]:
+        lines = await self._read("LRANGE", self.keys.job(job_id) + ":logs", start, end)
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    async def is_paused(self) -> bool:
+        return bool(await self._read("HEXISTS", self.keys.key("meta"), "paused"))
+
+    # -- job updates ------------------------------------------------------------------
+
+    async def update_progress(self, job_id: str, progress: str) -> None:
+        code = await self._call("update_progress", self.scripts.update_progress(job_id, progress))
+        if code < 0:
+            raise error_for_code(code, job_id, "update_progress")
+
+    async def add_log(self, job_id: str, line: str, keep: int | None) -> int:
+        count: int = await self._call("log", self.scripts.add_log(job_id, line, keep))
+        if count < 0:
+            raise error_for_code(count, job_id, "log")
+        return count
+
+    # -- admin ------------------------------------------------------------------------
+
+    async def pause(self) -> None:
+        await self._call("pause", self.scripts.pause(True))
+
+    async def resume(self) -> None:
+        await self._call("resume", self.scripts.pause(False))
+
+    # -- workers ----------------------------------------------------------------------
+
+    def _fetched(self, reply: list[Any], token: str) -> Fetched:
+        jobs = [
+            self._job(reply[i].decode(), reply[i + 1], token) for i in range(2, len(reply), 2)
+        ]
+        return Fetched(jobs, int(reply[0]), int(reply[1]))
+
+    async def fetch(self, lease: Lease, count: int) -> Fetched:
+        reply = await self._call(
+            "fetch",
+            self.scripts.move_to_active(
+                _now(), lease.token, lease.lock_ms, lease.worker_name, count
+            ),
+        )
+        return self._fetched(reply, lease.token)
+
+    def worker_client_name(self, worker_name: str | None) -> str:
+        """Node's name for a worker's blocking connection: ``P:<base64(N)>[:w:<name>]``."""
+        encoded = base64.b64encode(self.queue.encode()).decode()
+        base = f"{self.prefix}:{encoded}"
+        return f"{base}:w:{worker_name}" if worker_name else base
+
+    async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
+        if self._blocking is None:
+            self._blocking = RedisClient(
+                self.address, name=self.worker_client_name(worker_name), retry_for=self._retry_for
+            )
+        self._interrupted = False
+        try:
+            reply = await self._blocking.execute(
+                "BZPOPMIN", self.keys.key("marker"), f"{max(timeout, 0.001):.3f}"
+            )
+        except ConnectionLost:
+            if self._interrupted:
+                return None
+            raise BackendUnavailableError(f"lost the blocking connection to {self.address}") from None
+        if not reply:
+            return None
+        due = int(float(reply[2]))
+        return float(due) if due > _now() else None
+
+    async def interrupt_wait(self) -> None:
+        self._interrupted = True
+        if self._blocking is not None:
+            self._blocking.drop()
+
+    async def ensure_worker_connection(self, worker_name: str | None) -> None:
+        """Open the named blocking connection now, so ``getWorkers()`` lists this worker."""
+        if self._blocking is None:
+            self._blocking = RedisClient(
+                self.address, name=self.worker_client_name(worker_name), retry_for=self._retry_for
+            )
+        await self._blocking.connection()
+
+    async def finish(self, result: Finish, next_lease: Lease | None) -> Fetched | None:
+        scripts = self.scripts
+        now = _now()
+        outcome = result.outcome
+        if outcome in ("completed", "failed"):
+            keep = result.keep
+            keep_count = -1 if keep is None or keep.count is None else keep.count
+            keep_age = 0.0 if keep is None or keep.age is None else keep.age
+            lease = next_lease
+            reply = await self._call(
+                outcome,
+                scripts.move_to_finished(
+                    result.job_id, result.token, now, outcome == "completed", result.value,
+                    result.stacktrace, keep_count, keep_age, result.attempts,
+                    1 if lease else 0, lease.token if lease else "",
+                    lease.lock_ms if lease else 0, lease.worker_name if lease else None,
+                ),
+            )  # fmt: skip
+            if isinstance(reply, int):
+                raise error_for_code(reply, result.job_id, f"move to {outcome}")
+            return self._fetched(reply, lease.token) if lease else None
+        if outcome == "retry":
+            code = await self._call(
+                "retry",
+                scripts.retry_job(
+                    result.job_id, result.token, now, result.lifo, result.value,
+                    result.stacktrace,
+                ),
+            )  # fmt: skip
+        elif outcome == "delayed":
+            code = await self._call(
+                "delay",
+                scripts.move_to_delayed(
+                    result.job_id, result.token, now, result.delay_ms, False, result.value,
+                    result.stacktrace,
+                ),
+            )  # fmt: skip
+        else:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        if code < 0:
+            raise error_for_code(code, result.job_id, f"move to {outcome}")
+        return await self.fetch(next_lease, 1) if next_lease else None
+
+    async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
+        lost = await self._call(
+            "extend locks", self.scripts.extend_locks(list(locks.items()), lock_ms)
+        )
+        return [i.decode() for i in lost]
+
+    async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
+        ids = await self._call(
+            "stalled check",
+            self.scripts.move_stalled_jobs_to_wait(max_stalled_count, _now(), interval_ms),
+        )
+        return [i.decode() for i in ids]
+
+    async def wait_finished(self, job_id: str, timeout: float | None) -> tuple[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events_key = self.keys.key("events")
+        last = await self._read("XREVRANGE", events_key, "+", "-", "COUNT", 1)
+        last_id = last[0][0] if last else b"0-0"
+        listener = RedisClient(self.address, retry_for=self._retry_for)
+        try:
+            while True:
+                found = await self._finished_state(job_id)
+                if found is not None:
+                    return found
+                block = 5.0 if deadline is None else deadline - time.monotonic()
+                if block <= 0:
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+                block_ms = max(1, int(min(block, 5.0) * 1000))
+                reply = await listener.execute(
+                    "XREAD", "BLOCK", block_ms, "COUNT", 1000, "STREAMS", events_key, last_id
+                )
+                if not reply:
+                    continue
+                for entry_id, fields in reply[0][1]:
+                    last_id = entry_id
+                    event = dict(zip(fields[::2], fields[1::2], strict=False))
+                    if event.get(b"jobId") != job_id.encode():
+                        continue
+                    if event.get(b"event") == b"completed":
+                        raw = event.get(b"returnvalue", b"null")
+                        try:
+                            return "completed", json.loads(raw)
+                        except ValueError:
+                            return "completed", raw.decode("utf-8", "replace")
+                    if event.get(b"event") == b"failed":
+                        state = await self.get_state(job_id)
+                        if state in ("failed", "unknown"):
+                            reason = event.get(b"failedReason", b"")
+                            return "failed", reason.decode("utf-8", "replace")
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def _finished_state(self, job_id: str) -> tuple[str, Any] | None:
+        job = await self.get_job(job_id)
+        if job is None:
+            # Removed on completion or failure, or never existed: ask the finished sets.
+            completed = await self._read("ZSCORE", self.keys.key("completed"), job_id)
+            if completed is not None:
+                return "completed", None
+            return None
+        if job.finished_on is None:
+            return None
+        if job.failed_reason is not None and await self.get_state(job_id) == "failed":
+            return "failed", job.failed_reason
+        return "completed", job.return_value

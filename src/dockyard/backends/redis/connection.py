@@ -1,0 +1,296 @@
+"""A small asyncio Redis client: RESP over one socket, auto-pipelined, parsed by hiredis.
+
+Every command written during one event-loop turn goes out in one ``write``; replies are
+matched to callers in order. :class:`RedisClient` adds reconnection with backoff and
+turns an unreachable server into :class:`~dockyard.errors.BackendUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import hiredis
+
+from ...errors import BackendUnavailableError, InvalidOptionError
+
+log = logging.getLogger("dockyard.redis")
+
+_pack = hiredis.pack_command
+
+
+class ReplyError(Exception):
+    """An error reply from the Redis server (``-ERR ...``)."""
+
+
+class ConnectionLost(ConnectionError):
+    """The socket closed before the reply came; the command may or may not have run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where a Redis server is and how to log in, parsed from a URL."""
+
+    host: str = "localhost"
+    port: int = 6379
+    path: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        """Parse ``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` or ``unix:///path?db=``."""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise InvalidOptionError(
+                f"unsupported Redis URL scheme {parts.scheme!r} in {url!r}; "
+                "use redis://, rediss:// or unix://"
+            )
+        db_text = query.get("db", [""])[0]
+        if parts.scheme != "unix" and parts.path.strip("/"):
+            db_text = parts.path.strip("/")
+        try:
+            db = int(db_text or 0)
+        except ValueError:
+            raise InvalidOptionError(f"the database in {url!r} must be a number") from None
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            path=unquote(parts.path) if parts.scheme == "unix" else None,
+            db=db,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=parts.scheme == "rediss",
+        )
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"unix://{self.path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{self.host}:{self.port}/{self.db}"
+
+
+class _Protocol(asyncio.Protocol):
+    """Matches hiredis-parsed replies to the futures of the commands, in order."""
+
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader(replyError=ReplyError)
+        self.pending: deque[asyncio.Future[Any]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        pending = self.pending
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:
+                self._fail(ConnectionLost(f"Redis protocol error: {exc}"))
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if reply is False:
+                return
+            fut = pending.popleft()
+            if not fut.done():
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionLost(f"connection to Redis lost: {exc or 'closed'}"))
+
+    def _fail(self, exc: Exception) -> None:
+        self.lost = exc
+        while self.pending:
+            fut = self.pending.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+
+class Connection:
+    """One open socket to Redis; commands are pipelined automatically."""
+
+    def __init__(self, protocol: _Protocol, address: RedisAddress) -> None:
+        self._protocol = protocol
+        self._buffer: list[bytes] = []
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self.address = address
+
+    @classmethod
+    async def open(
+        cls, address: RedisAddress, *, name: str | None = None, timeout: float = 5.0
+    ) -> Connection:
+        """Connect, log in, select the database and optionally name the connection."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            if address.path:
+                _, protocol = await loop.create_unix_connection(_Protocol, address.path)
+            else:
+                context = ssl.create_default_context() if address.tls else None
+                _, protocol = await loop.create_connection(
+                    _Protocol, address.host, address.port, ssl=context
+                )
+            conn = cls(protocol, address)
+            setup: list[tuple[Any, ...]] = []
+            if address.password is not None:
+                if address.username:
+                    setup.append(("AUTH", address.username, address.password))
+                else:
+                    setup.append(("AUTH", address.password))
+            if address.db:
+                setup.append(("SELECT", address.db))
+            if name:
+                setup.append(("CLIENT", "SETNAME", name))
+            if setup:
+                for reply in await asyncio.gather(*(conn.send(c) for c in setup)):
+                    if isinstance(reply, ReplyError):
+                        conn.close()
+                        raise BackendUnavailableError(f"Redis at {address} refused set-up: {reply}")
+        return conn
+
+    @property
+    def closed(self) -> bool:
+        """True once the socket is gone."""
+        return self._protocol.lost is not None or self._protocol.transport is None
+
+    def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Queue one command; the future gets its reply (a ReplyError instance on error)."""
+        protocol = self._protocol
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        if protocol.lost is not None:
+            fut.set_exception(protocol.lost)
+            return fut
+        protocol.pending.append(fut)
+        self._buffer.append(_pack(tuple(args)))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        buffer, self._buffer = self._buffer, []
+        transport = self._protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(buffer))
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one command and return its reply; raise ReplyError for an error reply."""
+        reply = await self.send(args)
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        """Close the socket; pending commands fail with ConnectionLost."""
+        transport = self._protocol.transport
+        if transport is not None:
+            transport.close()
+        self._protocol._fail(ConnectionLost("connection closed by dockyard"))
+
+
+class RedisClient:
+    """A connection that reopens itself: the first use after a loss reconnects with backoff.
+
+    ``retry_for`` bounds how long (seconds) reconnection is tried before
+    BackendUnavailableError; None tries until cancelled (workers use that).
+    """
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        *,
+        name: str | None = None,
+        retry_for: float | None = 20.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.address = address
+        self.name = name
+        self.retry_for = retry_for
+        self.connect_timeout = connect_timeout
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.on_connect: list[Any] = []
+
+    async def connection(self) -> Connection:
+        """The open connection, reconnecting (with exponential backoff) when needed."""
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._lock:
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                return conn
+            self._conn = conn = await self._reconnect(conn is not None)
+            return conn
+
+    async def _reconnect(self, was_connected: bool) -> Connection:
+        if self._closed:
+            raise BackendUnavailableError("this Redis client was closed")
+        deadline = None if self.retry_for is None else time.monotonic() + self.retry_for
+        pause = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn = await Connection.open(
+                    self.address, name=self.name, timeout=self.connect_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise BackendUnavailableError(
+                        f"cannot reach Redis at {self.address}: {exc}. Is it running, and is "
+                        "the URL right?"
+                    ) from None
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning("Redis at %s unreachable (%s); retrying", self.address, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if was_connected or attempt > 1:
+                log.warning("reconnected to Redis at %s", self.address)
+            for hook in self.on_connect:
+                await hook(conn)
+            return conn
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one command; raise ConnectionLost if the connection drops before the reply."""
+        conn = await self.connection()
+        return await conn.execute(*args)
+
+    async def send(self, args: Sequence[Any]) -> Any:
+        """Run one command; an error reply is returned as a ReplyError, not raised."""
+        conn = await self.connection()
+        return await conn.send(args)
+
+    def drop(self) -> None:
+        """Close the current socket (e.g. to break a blocking command); reconnects on next use."""
+        if self._conn is not None:
+            self._conn.close()
+
+    async def close(self) -> None:
+        """Close for good."""
+        self._closed = True
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0)

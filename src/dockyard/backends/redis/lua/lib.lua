@@ -1,0 +1,187 @@
+--[[
+  Shared helpers, prepended by the loader to every script in this folder.
+  Not a script itself: it declares no KEYS and returns nothing.
+
+  Conventions: `prefix` is the job key prefix "<P>:<N>:"; times are integer ms; every
+  event goes to the queue's stream capped with MAXLEN ~ meta.maxEvents.
+]]
+local rcall = redis.call
+
+-- Queue metadata in one read: paused flag, generation (5 or 6), concurrency, event cap, limits.
+local function readMeta(metaKey)
+  local m = rcall("HMGET", metaKey, "paused", "concurrency", "version", "opts.maxLenEvents",
+    "max", "duration")
+  local meta = {paused = m[1] ~= false, v6 = false, concurrency = tonumber(m[2]),
+    maxEvents = tonumber(m[4]), max = tonumber(m[5]), duration = tonumber(m[6])}
+  if m[3] then
+    local major = string.match(m[3], "^bullmq:(%d+)")
+    if major and tonumber(major) >= 6 then meta.v6 = true end
+  end
+  if not meta.maxEvents then
+    meta.maxEvents = 10000
+    rcall("HSET", metaKey, "opts.maxLenEvents", 10000)
+  end
+  return meta
+end
+
+-- The list ready jobs go to: `paused` while a 5.x queue is paused, else `wait`.
+local function readyList(meta, waitKey, pausedKey)
+  if meta.paused and not meta.v6 then return pausedKey end
+  return waitKey
+end
+
+-- True when workers must not be woken: paused, or the global concurrency is reached.
+local function pausedOrMaxed(meta, activeKey)
+  if meta.paused then return true end
+  if meta.concurrency then return rcall("LLEN", activeKey) >= meta.concurrency end
+  return false
+end
+
+local function emit(eventsKey, maxEvents, ...)
+  rcall("XADD", eventsKey, "MAXLEN", "~", maxEvents, "*", "event", ...)
+end
+
+local function addReadyMarker(markerKey)
+  rcall("ZADD", markerKey, 0, "0")
+end
+
+-- Tell blocked workers when the earliest delayed job is due (marker member "1").
+local function addDelayMarker(markerKey, delayedKey)
+  local first = rcall("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
+  if first[2] then
+    rcall("ZADD", markerKey, math.floor(tonumber(first[2]) / 4096), "1")
+  end
+end
+
+-- Score in `delayed` for a due time: due*4096 plus a sequence that keeps FIFO within a ms.
+local function delayedScore(delayedKey, due)
+  local low = due * 4096
+  local high = low + 4095
+  local top = rcall("ZREVRANGEBYSCORE", delayedKey, high, low, "WITHSCORES", "LIMIT", 0, 1)
+  if top[2] then
+    local score = tonumber(top[2]) + 1
+    if score > high then score = high end
+    return score
+  end
+  return low
+end
+
+local function priorityScore(pcKey, priority)
+  local seq = rcall("INCR", pcKey)
+  return priority * 4294967296 + (seq % 4294967296)
+end
+
+-- Put a ready job where workers take it from: a list (FIFO or LIFO) or the prioritized set.
+local function enqueueReady(list, prioritizedKey, pcKey, jobId, priority, lifo)
+  if priority > 0 then
+    rcall("ZADD", prioritizedKey, priorityScore(pcKey, priority), jobId)
+  elseif lifo then
+    rcall("RPUSH", list, jobId)
+  else
+    rcall("LPUSH", list, jobId)
+  end
+end
+
+-- Lock check of every finishing script: token "0" skips it; else it must match, then it is released.
+local function takeLock(prefix, jobId, token, stalledKey)
+  if token == "0" then return 0 end
+  local lockKey = prefix .. jobId .. ":lock"
+  local held = rcall("GET", lockKey)
+  if not held then return -2 end
+  if held ~= token then return -6 end
+  rcall("DEL", lockKey)
+  rcall("SREM", stalledKey, jobId)
+  return 0
+end
+
+local function deleteJobKeys(prefix, jobId)
+  local key = prefix .. jobId
+  rcall("DEL", key, key .. ":logs", key .. ":dependencies", key .. ":processed",
+    key .. ":failed", key .. ":unsuccessful")
+end
+
+-- Move due delayed jobs (at most 1000) to where ready jobs go; returns how many moved.
+local function promoteDelayed(k, prefix, now, meta)
+  local due = rcall("ZRANGEBYSCORE", k.delayed, 0, (now + 1) * 4096 - 1, "LIMIT", 0, 1000)
+  if #due == 0 then return 0 end
+  local list = readyList(meta, k.wait, k.paused)
+  for _, jobId in ipairs(due) do
+    rcall("ZREM", k.delayed, jobId)
+    local jobKey = prefix .. jobId
+    local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+    enqueueReady(list, k.prioritized, k.pc, jobId, priority, false)
+    emit(k.events, meta.maxEvents, "waiting", "jobId", jobId, "prev", "delayed")
+    rcall("HSET", jobKey, "delay", 0)
+  end
+  return #due
+end
+
+--[[
+  Take up to `count` ready jobs into active, locked with `token` for `lockMs`.
+  k: table of keys (wait, active, prioritized, events, stalled, limiter, delayed, paused, meta,
+  pc, marker). Returns {rateLimitTtl, nextDelayedTs, id1, hash1, id2, hash2, ...}.
+]]
+local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count, limMax, limDur)
+  local list = readyList(meta, k.wait, k.paused)
+  if promoteDelayed(k, prefix, now, meta) > 0 and not pausedOrMaxed(meta, k.active) then
+    addReadyMarker(k.marker)
+  end
+  local maxJobs = meta.max or limMax
+  local window = limDur or meta.duration
+  if maxJobs then
+    local used = tonumber(rcall("GET", k.limiter)) or 0
+    if used >= maxJobs then
+      local ttl = rcall("PTTL", k.limiter)
+      if ttl > 0 then return {ttl, 0} end
+    end
+  end
+  if meta.paused then return {0, 0} end
+  if meta.concurrency then
+    local free = meta.concurrency - rcall("LLEN", k.active)
+    if free < count then count = free end
+  end
+  local reply = {0, 0}
+  local taken = 0
+  while taken < count do
+    local jobId = rcall("RPOPLPUSH", list, k.active)
+    if jobId and string.sub(jobId, 1, 2) == "0:" then
+      rcall("LREM", k.active, 1, jobId)
+    elseif not jobId then
+      local popped = rcall("ZPOPMIN", k.prioritized)
+      if popped[1] then
+        jobId = popped[1]
+        rcall("LPUSH", k.active, jobId)
+      else
+        rcall("DEL", k.pc)
+        break
+      end
+    end
+    if jobId and string.sub(jobId, 1, 2) ~= "0:" then
+      local used = 0
+      if maxJobs then
+        used = rcall("INCR", k.limiter)
+        if used == 1 then rcall("PEXPIRE", k.limiter, math.floor(math.abs(window or 0))) end
+      end
+      local jobKey = prefix .. jobId
+      if token ~= "0" then rcall("SET", jobKey .. ":lock", token, "PX", lockMs) end
+      emit(k.events, meta.maxEvents, "active", "jobId", jobId, "prev", "waiting")
+      if workerName ~= "" then
+        rcall("HSET", jobKey, "processedOn", now, "pb", workerName)
+      else
+        rcall("HSET", jobKey, "processedOn", now)
+      end
+      rcall("HINCRBY", jobKey, "ats", 1)
+      reply[#reply + 1] = jobId
+      reply[#reply + 1] = rcall("HGETALL", jobKey)
+      taken = taken + 1
+      if maxJobs and used >= maxJobs then break end
+    end
+  end
+  if taken > 0 then
+    addReadyMarker(k.marker)
+  else
+    local first = rcall("ZRANGE", k.delayed, 0, 0, "WITHSCORES")
+    if first[2] then reply[2] = math.floor(tonumber(first[2]) / 4096) end
+  end
+  return reply
+end

@@ -1,0 +1,88 @@
+--[[
+  Finish an attempt as completed or (finally) failed, release the lock, apply retention,
+  and optionally fetch the next jobs for the same worker in the same call.
+
+  KEYS[1] wait        KEYS[5] stalled   KEYS[9]  meta
+  KEYS[2] active      KEYS[6] limiter   KEYS[10] pc
+  KEYS[3] prioritized KEYS[7] delayed   KEYS[11] marker
+  KEYS[4] events      KEYS[8] paused    KEYS[12] completed or failed (the target set)
+
+  ARGV[1]  job key prefix "<P>:<N>:"     ARGV[9]  keep age (seconds, 0 = no age limit)
+  ARGV[2]  job id                        ARGV[10] attempts (for retries-exhausted)
+  ARGV[3]  lock token ("0" = no check)   ARGV[11] fetch next: how many jobs (0 = none)
+  ARGV[4]  now (ms)                      ARGV[12] lock token for fetched jobs
+  ARGV[5]  "completed" | "failed"        ARGV[13] lock duration (ms)
+  ARGV[6]  return value JSON | reason    ARGV[14] worker name ("" = none)
+  ARGV[7]  stacktrace JSON ("" = keep)   ARGV[15] worker rate limit max ("" = none)
+  ARGV[8]  keep count (-1 = keep all)    ARGV[16] worker rate limit window ms ("" = none)
+
+  Returns -1 job missing, -2 lock missing, -6 lock held by another token, -3 not active;
+  else {rateLimitTtl, nextDelayedTs, id1, hash1, ...} as moveToActive (no jobs unless asked).
+]]
+local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
+  stalled = KEYS[5], limiter = KEYS[6], delayed = KEYS[7], paused = KEYS[8], meta = KEYS[9],
+  pc = KEYS[10], marker = KEYS[11]}
+local target = KEYS[12]
+local prefix, jobId, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local jobKey = prefix .. jobId
+if rcall("EXISTS", jobKey) == 0 then return -1 end
+local lockCode = takeLock(prefix, jobId, ARGV[3], k.stalled)
+if lockCode < 0 then return lockCode end
+if rcall("LREM", k.active, -1, jobId) == 0 then return -3 end
+local meta = readMeta(k.meta)
+rcall("XTRIM", k.events, "MAXLEN", "~", meta.maxEvents)
+local completed = ARGV[5] == "completed"
+local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
+local keepCount = tonumber(ARGV[8])
+if keepCount == 0 then
+  deleteJobKeys(prefix, jobId)
+else
+  rcall("ZADD", target, now, jobId)
+  if completed then
+    rcall("HSET", jobKey, "returnvalue", ARGV[6], "finishedOn", now)
+  else
+    if ARGV[7] ~= "" then
+      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", now, "stacktrace", ARGV[7])
+    else
+      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", now)
+    end
+    rcall("HDEL", jobKey, "defa")
+  end
+  local keepAge = tonumber(ARGV[9])
+  if keepAge > 0 then
+    local old = rcall("ZRANGEBYSCORE", target, 0, now - keepAge * 1000, "LIMIT", 0, 1000)
+    for _, oldId in ipairs(old) do
+      deleteJobKeys(prefix, oldId)
+      rcall("ZREM", target, oldId)
+    end
+  end
+  if keepCount > 0 then
+    local extra = rcall("ZREVRANGE", target, keepCount, -1)
+    for _, oldId in ipairs(extra) do
+      deleteJobKeys(prefix, oldId)
+      rcall("ZREM", target, oldId)
+    end
+  end
+end
+if completed then
+  emit(k.events, meta.maxEvents, "completed", "jobId", jobId, "returnvalue", ARGV[6],
+    "prev", "active")
+else
+  emit(k.events, meta.maxEvents, "failed", "jobId", jobId, "failedReason", ARGV[6],
+    "prev", "active")
+  if attemptsMade >= tonumber(ARGV[10]) then
+    emit(k.events, meta.maxEvents, "retries-exhausted", "jobId", jobId,
+      "attemptsMade", attemptsMade)
+  end
+end
+local reply = {0, 0}
+local want = tonumber(ARGV[11])
+if want > 0 then
+  reply = fetchJobs(k, meta, prefix, now, ARGV[12], ARGV[13], ARGV[14], want,
+    tonumber(ARGV[15]), tonumber(ARGV[16]))
+end
+if #reply == 2 and rcall("LLEN", k.wait) == 0 and rcall("LLEN", k.active) == 0
+    and rcall("ZCARD", k.prioritized) == 0 then
+  emit(k.events, meta.maxEvents, "drained")
+end
+return reply

@@ -1,0 +1,124 @@
+"""The exception tree of dockyard.
+
+Everything dockyard raises derives from :class:`DockyardError`::
+
+    DockyardError
+    ├── InvalidJobError          bad job input, refused before anything is written
+    ├── InvalidOptionError       a bad option value or an unknown option
+    ├── JobNotFoundError         the job does not exist (any more)
+    ├── LockLostError            the job's lock is gone or belongs to another worker
+    ├── JobStateError            the job is not in the state the operation needs
+    ├── BackendUnavailableError  the store cannot be reached, after retries
+    ├── NotSupportedError        a backend cannot do this
+    └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
+
+Handlers raise these to steer their own job; they are not errors of dockyard's:
+
+    UnrecoverableError   fail the job now, with no further attempts
+    DelayedError         the handler moved its job to delayed; do nothing more
+    RateLimitError       the handler hit a rate limit; put the job back to wait
+
+Negative return codes of the Redis scripts map through :class:`ScriptCode` and
+:func:`error_for_code` to one of the classes above.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class DockyardError(Exception):
+    """Root of every error dockyard raises; catch it to handle them all."""
+
+
+class InvalidJobError(DockyardError, ValueError):
+    """The job's name, data or id is not acceptable; fix the input, nothing was written."""
+
+
+class InvalidOptionError(DockyardError, ValueError):
+    """An option has a bad value or is unknown; fix the call, nothing was written."""
+
+
+class JobNotFoundError(DockyardError, LookupError):
+    """The job does not exist (it was removed or never added); check the id and queue."""
+
+
+class LockLostError(DockyardError):
+    """The job's lock expired or belongs to another worker; the job was taken over, leave it."""
+
+
+class JobStateError(DockyardError):
+    """The job is not in the state this operation needs (e.g. not active); re-read its state."""
+
+
+class BackendUnavailableError(DockyardError, ConnectionError):
+    """The store could not be reached, even after retries; check that it is running and reachable."""
+
+
+class NotSupportedError(DockyardError):
+    """This backend cannot do what was asked; use a backend that can (the message names both)."""
+
+
+class JobFailed(DockyardError):
+    """The awaited job failed; ``reason`` holds its failure reason."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id} failed: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
+class UnrecoverableError(Exception):
+    """Raise from a handler to fail the job at once, with no further attempts."""
+
+
+class DelayedError(Exception):
+    """Raise from a handler after moving its own job to delayed; the worker does nothing more."""
+
+
+class RateLimitError(Exception):
+    """Raise from a handler that hit a rate limit; the job goes back to wait untouched."""
+
+
+class ScriptCode(IntEnum):
+    """Negative return codes shared by the Redis scripts (BullMQ's numbering)."""
+
+    JOB_MISSING = -1
+    LOCK_MISSING = -2
+    NOT_IN_STATE = -3
+    PENDING_DEPENDENCIES = -4
+    PARENT_MISSING = -5
+    LOCK_MISMATCH = -6
+    OTHER_PARENT = -7
+    SCHEDULER_JOB = -8
+    FAILED_CHILDREN = -9
+
+
+def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
+    """Build the exception for a script's negative return ``code`` on ``job_id``."""
+    try:
+        kind = ScriptCode(code)
+    except ValueError:
+        return DockyardError(f"{operation} on job {job_id} failed with unknown code {code}")
+    if kind is ScriptCode.JOB_MISSING:
+        return JobNotFoundError(f"{operation}: job {job_id} does not exist")
+    if kind is ScriptCode.LOCK_MISSING:
+        return LockLostError(
+            f"{operation}: the lock of job {job_id} is missing (it expired and the job may "
+            "have been recovered as stalled); the result was not stored"
+        )
+    if kind is ScriptCode.LOCK_MISMATCH:
+        return LockLostError(
+            f"{operation}: job {job_id} is locked by another worker; the result was not stored"
+        )
+    if kind is ScriptCode.NOT_IN_STATE:
+        return JobStateError(f"{operation}: job {job_id} is not in the state this needs")
+    if kind is ScriptCode.PENDING_DEPENDENCIES:
+        return JobStateError(f"{operation}: job {job_id} still has pending children")
+    if kind is ScriptCode.PARENT_MISSING:
+        return JobNotFoundError(f"{operation}: the parent of job {job_id} does not exist")
+    if kind is ScriptCode.OTHER_PARENT:
+        return InvalidJobError(f"{operation}: job {job_id} already exists with another parent")
+    if kind is ScriptCode.SCHEDULER_JOB:
+        return JobStateError(f"{operation}: job {job_id} is a scheduler's current iteration")
+    return JobStateError(f"{operation}: job {job_id} has failed children")

@@ -1,0 +1,220 @@
+"""Job: the fields of one job, its BullMQ hash codec, and the methods a handler calls.
+
+BullMQ's hash field names (``atm``, ``ats``, ``pb``, ``finishedOn``...) appear only in
+:meth:`Job.from_redis` and :meth:`Job.to_redis`; everything else uses snake_case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidJobError, InvalidOptionError, JobFailed
+from .options import JobOptions, to_ms
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
+_loads = json.loads
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def dump_json(value: object, what: str) -> str:
+    """Encode ``value`` as compact JSON, or raise InvalidJobError saying what was wrong."""
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobError(
+            f"{what} must be JSON-serialisable (dict, list, str, number, bool, None): {exc}"
+        ) from None
+
+
+def _json_or_text(raw: bytes | None, default: Any = None) -> Any:
+    if raw is None:
+        return default
+    try:
+        return _loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _ms(raw: bytes | None) -> float | None:
+    if raw is None or raw == b"":
+        return None
+    try:
+        return int(raw) / 1000
+    except ValueError:
+        return float(raw) / 1000
+
+
+def _int(raw: bytes | None, default: int = 0) -> int:
+    if raw is None or raw == b"":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return int(float(raw))
+
+
+class Job:
+    """One job: what was asked (name, data, options) and what happened to it so far.
+
+    Times are seconds since the epoch (floats); ``delay`` is in seconds.
+    """
+
+    __slots__ = (
+        "_backend", "attempts_made", "attempts_started", "data", "deferred_failure", "delay",
+        "failed_reason", "finished_on", "id", "name", "opts", "priority", "processed_by",
+        "processed_on", "progress", "queue_name", "return_value", "stacktrace",
+        "stalled_counter", "timestamp", "token",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        data: Any = None,
+        opts: JobOptions | None = None,
+        queue_name: str = "",
+        timestamp: float = 0.0,
+        delay: float = 0.0,
+        priority: int = 0,
+        progress: Any = 0,
+        attempts_made: int = 0,
+        attempts_started: int = 0,
+        stalled_counter: int = 0,
+        failed_reason: str | None = None,
+        stacktrace: Sequence[str] = (),
+        return_value: Any = None,
+        processed_on: float | None = None,
+        finished_on: float | None = None,
+        processed_by: str | None = None,
+        deferred_failure: str | None = None,
+        token: str | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.data = data
+        self.opts = opts if opts is not None else JobOptions()
+        self.queue_name = queue_name
+        self.timestamp = timestamp
+        self.delay = delay
+        self.priority = priority
+        self.progress = progress
+        self.attempts_made = attempts_made
+        self.attempts_started = attempts_started
+        self.stalled_counter = stalled_counter
+        self.failed_reason = failed_reason
+        self.stacktrace = list(stacktrace)
+        self.return_value = return_value
+        self.processed_on = processed_on
+        self.finished_on = finished_on
+        self.processed_by = processed_by
+        self.deferred_failure = deferred_failure
+        self.token = token
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return f"<Job {self.queue_name}:{self.id} {self.name!r} attempts_made={self.attempts_made}>"
+
+    # -- codec -------------------------------------------------------------------------
+
+    @classmethod
+    def from_redis(
+        cls, job_id: str, flat: Sequence[bytes], *, queue_name: str = "",
+        backend: Backend | None = None, token: str | None = None,
+    ) -> Job:  # fmt: skip
+        """Build a Job from a BullMQ job hash as a flat ``[field, value, ...]`` list."""
+        h: dict[bytes, bytes] = dict(zip(flat[::2], flat[1::2], strict=True))
+        raw_opts = h.get(b"opts")
+        opts_dict = _json_or_text(raw_opts, {}) if raw_opts else {}
+        opts = JobOptions.from_bullmq(opts_dict if isinstance(opts_dict, dict) else {})
+        stack = _json_or_text(h.get(b"stacktrace"), [])
+        atm = h.get(b"atm")
+        if atm is None:
+            atm = h.get(b"attemptsMade")
+        reason = h.get(b"failedReason")
+        defa = h.get(b"defa")
+        pb = h.get(b"pb")
+        return cls(
+            id=job_id,
+            name=h.get(b"name", b"").decode(),
+            data=_json_or_text(h.get(b"data"), {}),
+            opts=opts,
+            queue_name=queue_name,
+            timestamp=_ms(h.get(b"timestamp")) or 0.0,
+            delay=_int(h.get(b"delay")) / 1000,
+            priority=_int(h.get(b"priority")),
+            progress=_json_or_text(h.get(b"progress"), 0),
+            attempts_made=_int(atm),
+            attempts_started=_int(h.get(b"ats")),
+            stalled_counter=_int(h.get(b"stc")),
+            failed_reason=reason.decode("utf-8", "replace") if reason is not None else None,
+            stacktrace=[str(s) for s in stack] if isinstance(stack, list) else [],
+            return_value=_json_or_text(h.get(b"returnvalue")),
+            processed_on=_ms(h.get(b"processedOn")),
+            finished_on=_ms(h.get(b"finishedOn")),
+            processed_by=pb.decode() if pb is not None else None,
+            deferred_failure=defa.decode("utf-8", "replace") if defa is not None else None,
+            token=token,
+            backend=backend,
+        )
+
+    def to_redis(self) -> dict[str, str]:
+        """The fields an add stores: ``name, data, opts, timestamp, delay, priority``."""
+        return {
+            "name": self.name,
+            "data": dump_json(self.data, "job data"),
+            "opts": _dumps(self.opts.to_bullmq()),
+            "timestamp": str(to_ms(self.timestamp)),
+            "delay": str(to_ms(self.delay)),
+            "priority": str(self.priority),
+        }
+
+    # -- methods for handlers -------------------------------------------------------------
+
+    def _need_backend(self) -> Backend:
+        if self._backend is None:
+            raise InvalidJobError("this Job is not bound to a queue; get it from a Queue or Worker")
+        return self._backend
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        """Record the job's progress (a number or a JSON-able dict) and emit ``progress``."""
+        if isinstance(progress, bool) or not isinstance(progress, (int, float, dict)):
+            raise InvalidOptionError(f"progress must be a number or a dict, got {progress!r}")
+        text = dump_json(progress, "progress")
+        await self._need_backend().update_progress(self.id, text)
+        self.progress = progress
+
+    async def log(self, line: str) -> int:
+        """Append a line to the job's log (kept per ``keep_logs``); returns the log's length."""
+        if not isinstance(line, str):
+            raise InvalidOptionError(f"a log line must be a str, got {type(line).__name__}")
+        return await self._need_backend().add_log(self.id, line, self.opts.keep_logs)
+
+    async def get_state(self) -> str:
+        """The job's current state: waiting, active, delayed, prioritized, completed, ..."""
+        return await self._need_backend().get_state(self.id)
+
+    async def refresh(self) -> Job:
+        """Re-read every field from the store; returns self."""
+        fresh = await self._need_backend().get_job(self.id)
+        if fresh is not None:
+            for slot in Job.__slots__:
+                if slot not in ("token", "_backend"):
+                    setattr(self, slot, getattr(fresh, slot))
+        return self
+
+    async def wait_until_finished(self, timeout: float | None = None) -> Any:
+        """Wait until the job completes and return its value; raise JobFailed if it failed.
+
+        Raises ``TimeoutError`` when ``timeout`` seconds pass first.
+        """
+        state, value = await self._need_backend().wait_finished(self.id, timeout)
+        if state == "failed":
+            raise JobFailed(self.id, str(value))
+        self.return_value = value
+        return value

@@ -1,0 +1,398 @@
+"""Job options: validation of what users pass, and BullMQ's ``opts`` encoding.
+
+The Python API speaks seconds and snake_case; BullMQ's ``opts`` JSON speaks milliseconds
+and camelCase. Both directions live here so that no other module knows BullMQ's spellings.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from .errors import InvalidJobError, InvalidOptionError
+
+#: Highest priority BullMQ 6.x accepts (5.x accepts one more); lower numbers run sooner.
+MAX_PRIORITY = 2**21 - 1
+
+#: Queue key suffixes a custom job id must not equal, or its hash would clobber a queue key.
+RESERVED_IDS = frozenset(
+    {
+        "wait", "paused", "active", "prioritized", "pc", "delayed", "marker",
+        "waiting-children", "completed", "failed", "stalled", "stalled-check", "limiter",
+        "meta", "events", "repeat", "id", "metrics", "priority", "delay", "de", "dn",
+    }
+)  # fmt: skip
+
+
+def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
+    """Read a duration given as seconds (int/float) or ``timedelta``; refuse bad values."""
+    if isinstance(value, timedelta):
+        secs = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        raise InvalidOptionError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
+    if not math.isfinite(secs) or secs < 0 or (secs == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "more than zero"
+        raise InvalidOptionError(f"{name} must be {bound} seconds, got {value!r}")
+    return secs
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds (float) to BullMQ's integer milliseconds."""
+    return round(seconds * 1000)
+
+
+def _non_negative_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidOptionError(f"{name} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long to wait before the next attempt of a failed job.
+
+    Build one with :meth:`fixed`, :meth:`exponential` or :meth:`custom` (a strategy named
+    in the worker's ``backoff_strategies``). ``delay`` is in seconds.
+    """
+
+    type: str
+    delay: float = 0.0
+    jitter: float = 0.0
+
+    @classmethod
+    def fixed(cls, delay: float | timedelta, *, jitter: float = 0.0) -> Backoff:
+        """Wait ``delay`` seconds before every retry (less a random ``jitter`` fraction)."""
+        return cls("fixed", to_seconds(delay, "backoff delay"), _jitter(jitter))
+
+    @classmethod
+    def exponential(cls, delay: float | timedelta, *, jitter: float = 0.0) -> Backoff:
+        """Wait ``delay * 2**(n-1)`` seconds before retry ``n`` (less a random ``jitter`` part)."""
+        return cls("exponential", to_seconds(delay, "backoff delay"), _jitter(jitter))
+
+    @classmethod
+    def custom(cls, name: str, delay: float | timedelta = 0.0) -> Backoff:
+        """Use the worker's strategy registered under ``name``."""
+        if not isinstance(name, str) or not name:
+            raise InvalidOptionError(f"a custom backoff needs a strategy name, got {name!r}")
+        return cls(name, to_seconds(delay, "backoff delay"))
+
+    @classmethod
+    def coerce(cls, value: object) -> Backoff:
+        """Accept a Backoff, seconds (fixed), or ``{"type", "delay" (s), "jitter"}``."""
+        if isinstance(value, Backoff):
+            return value
+        if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
+            return cls.fixed(value)
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"type", "delay", "jitter"}
+            if unknown or "type" not in value:
+                raise InvalidOptionError(
+                    f"backoff dict takes 'type', 'delay' (seconds) and 'jitter', got {dict(value)!r}"
+                )
+            kind, delay = value["type"], value.get("delay", 0.0)
+            jitter = value.get("jitter", 0.0)
+            if kind == "fixed":
+                return cls.fixed(delay, jitter=jitter)
+            if kind == "exponential":
+                return cls.exponential(delay, jitter=jitter)
+            return cls.custom(kind, delay)
+        raise InvalidOptionError(
+            f"backoff must be a Backoff, a number of seconds or a dict, got {value!r}"
+        )
+
+    @property
+    def builtin(self) -> bool:
+        """True for the strategies computed here (fixed, exponential)."""
+        return self.type in ("fixed", "exponential")
+
+    def delay_for(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 = first retry), BullMQ's formula."""
+        base_ms = to_ms(self.delay)
+        if self.type == "exponential":
+            base_ms = round(2 ** (attempt - 1) * base_ms)
+        if self.jitter > 0:
+            base_ms = math.floor(base_ms * (1 - self.jitter) + random.random() * base_ms * self.jitter)
+        return base_ms / 1000
+
+    def to_bullmq(self) -> dict[str, Any]:
+        """BullMQ's stored form: ``{"type", "delay" (ms)[, "jitter"]}``."""
+        out: dict[str, Any] = {"type": self.type, "delay": to_ms(self.delay)}
+        if self.jitter:
+            out["jitter"] = self.jitter
+        return out
+
+    @classmethod
+    def from_bullmq(cls, value: object) -> Backoff | None:
+        """Read BullMQ's stored backoff (number of ms or dict with ms); None if unusable."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls("fixed", max(float(value), 0.0) / 1000)
+        if isinstance(value, Mapping) and isinstance(value.get("type"), str):
+            delay = value.get("delay", 0)
+            jitter = value.get("jitter", 0)
+            return cls(
+                value["type"],
+                float(delay) / 1000 if isinstance(delay, (int, float)) else 0.0,
+                float(jitter) if isinstance(jitter, (int, float)) else 0.0,
+            )
+        return None
+
+
+def _jitter(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidOptionError(f"backoff jitter must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class KeepJobs:
+    """Retention of finished jobs: keep at most ``count`` and none older than ``age`` seconds.
+
+    ``count=None`` keeps any number; ``count=0`` removes the job as soon as it finishes.
+    """
+
+    count: int | None = None
+    age: float | None = None
+
+    @classmethod
+    def coerce(cls, value: object, name: str) -> KeepJobs:
+        """Accept ``True`` (remove at once), ``False`` (keep all), a count, or ``{age, count}``."""
+        if isinstance(value, KeepJobs):
+            return value
+        if value is True:
+            return cls(count=0)
+        if value is False:
+            return cls()
+        if isinstance(value, int):
+            return cls(count=_non_negative_int(value, name))
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"age", "count"}
+            if unknown:
+                raise InvalidOptionError(f"{name} takes 'age' (seconds) and 'count', not {unknown}")
+            count = value.get("count")
+            age = value.get("age")
+            return cls(
+                count=None if count is None else _non_negative_int(count, f"{name} count"),
+                age=None if age is None else to_seconds(age, f"{name} age"),
+            )
+        raise InvalidOptionError(
+            f"{name} must be True, False, a count or {{'age': s, 'count': n}}, got {value!r}"
+        )
+
+    def to_bullmq(self) -> bool | int | dict[str, Any]:
+        """BullMQ's stored form (``true``, ``false``, a number, or ``{age, count}``)."""
+        if self.age is None:
+            if self.count is None:
+                return False
+            return True if self.count == 0 else self.count
+        out: dict[str, Any] = {"age": self.age if self.age % 1 else int(self.age)}
+        if self.count is not None:
+            out["count"] = self.count
+        return out
+
+    @classmethod
+    def from_bullmq(cls, value: object) -> KeepJobs | None:
+        """Read BullMQ's stored retention leniently; None when absent or unusable."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return cls(count=0) if value else cls()
+        if isinstance(value, (int, float)):
+            return cls(count=max(int(value), 0))
+        if isinstance(value, Mapping):
+            count, age = value.get("count"), value.get("age")
+            return cls(
+                count=int(count) if isinstance(count, (int, float)) and count >= 0 else None,
+                age=float(age) if isinstance(age, (int, float)) and age > 0 else None,
+            )
+        return None
+
+
+def validate_job_id(job_id: object) -> str:
+    """Check a custom job id by BullMQ's rules, and refuse queue key suffixes."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidJobError(f"job_id must be a non-empty string, got {job_id!r}")
+    if job_id in RESERVED_IDS:
+        raise InvalidJobError(f"job_id {job_id!r} is the name of a queue key; choose another id")
+    if _looks_like_int(job_id):
+        raise InvalidJobError(
+            f"job_id {job_id!r} is an integer; integers are reserved for automatic ids, "
+            "use a string such as 'order-42'"
+        )
+    if job_id.startswith("0:"):
+        raise InvalidJobError(f"job_id {job_id!r} must not start with '0:'")
+    if ":" in job_id and job_id.count(":") != 2:
+        raise InvalidJobError(f"job_id {job_id!r} must not contain ':'")
+    return job_id
+
+
+def _looks_like_int(text: str) -> bool:
+    """JavaScript's ``String(parseInt(id)) === id``: a canonical decimal integer."""
+    negative = text.startswith("-")
+    body = text[1:] if negative else text
+    if not body.isdigit() or not body.isascii():
+        return False
+    if body == "0":
+        return not negative
+    return not body.startswith("0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """Everything a job can be told at ``add`` time; times in seconds."""
+
+    job_id: str | None = None
+    delay: float = 0.0
+    priority: int = 0
+    lifo: bool = False
+    attempts: int = 1
+    backoff: Backoff | None = None
+    remove_on_complete: KeepJobs | None = None
+    remove_on_fail: KeepJobs | None = None
+    timestamp: float | None = None
+    keep_logs: int | None = None
+    stack_trace_limit: int | None = None
+    timeout: float | None = None
+    #: Options this version does not interpret (read from other producers), kept verbatim.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_bullmq(self) -> dict[str, Any]:
+        """The ``opts`` JSON object as BullMQ stores it (milliseconds, camelCase)."""
+        out: dict[str, Any] = dict(self.extra)
+        out["attempts"] = self.attempts
+        if self.delay:
+            out["delay"] = to_ms(self.delay)
+        if self.priority:
+            out["priority"] = self.priority
+        if self.lifo:
+            out["lifo"] = True
+        if self.job_id is not None:
+            out["jobId"] = self.job_id
+        if self.backoff is not None:
+            out["backoff"] = self.backoff.to_bullmq()
+        if self.remove_on_complete is not None:
+            out["removeOnComplete"] = self.remove_on_complete.to_bullmq()
+        if self.remove_on_fail is not None:
+            out["removeOnFail"] = self.remove_on_fail.to_bullmq()
+        if self.timestamp is not None:
+            out["timestamp"] = to_ms(self.timestamp)
+        if self.keep_logs is not None:
+            out["kl"] = self.keep_logs
+        if self.stack_trace_limit is not None:
+            out["stackTraceLimit"] = self.stack_trace_limit
+        if self.timeout is not None:
+            out["timeout"] = to_ms(self.timeout)
+        return out
+
+    @classmethod
+    def from_bullmq(cls, raw: Mapping[str, Any]) -> JobOptions:
+        """Read stored ``opts`` leniently (any producer wrote them); unknown keys go to extra."""
+        known = {
+            "attempts", "delay", "priority", "lifo", "jobId", "backoff", "removeOnComplete",
+            "removeOnFail", "timestamp", "kl", "keepLogs", "stackTraceLimit", "timeout",
+        }  # fmt: skip
+        attempts = _num(raw.get("attempts"), 0)
+        return cls(
+            job_id=str(raw["jobId"]) if raw.get("jobId") is not None else None,
+            delay=_num(raw.get("delay"), 0) / 1000,
+            priority=int(_num(raw.get("priority"), 0)),
+            lifo=bool(raw.get("lifo", False)),
+            attempts=max(int(attempts), 1),
+            backoff=Backoff.from_bullmq(raw.get("backoff")),
+            remove_on_complete=KeepJobs.from_bullmq(raw.get("removeOnComplete")),
+            remove_on_fail=KeepJobs.from_bullmq(raw.get("removeOnFail")),
+            timestamp=_num(raw["timestamp"], 0) / 1000 if "timestamp" in raw else None,
+            keep_logs=_opt_int(raw.get("kl", raw.get("keepLogs"))),
+            stack_trace_limit=_opt_int(raw.get("stackTraceLimit")),
+            timeout=_num(raw["timeout"], 0) / 1000 if "timeout" in raw else None,
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+def _num(value: object, default: float) -> float:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _opt_int(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+#: The keyword options ``Queue.add`` accepts, with the validator for each.
+OPTION_NAMES = (
+    "job_id", "delay", "priority", "lifo", "attempts", "backoff", "remove_on_complete",
+    "remove_on_fail", "timestamp", "keep_logs", "stack_trace_limit", "timeout",
+)  # fmt: skip
+
+
+def build_options(base: JobOptions | None = None, /, **given: Any) -> JobOptions:
+    """Validate keyword options over ``base`` defaults; unknown names raise InvalidOptionError."""
+    unknown = sorted(set(given) - set(OPTION_NAMES))
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown job option(s) {', '.join(unknown)}; known options are "
+            f"{', '.join(OPTION_NAMES)}"
+        )
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None and name in ("job_id", "backoff", "timestamp", "keep_logs",
+                                      "stack_trace_limit", "timeout",
+                                      "remove_on_complete", "remove_on_fail"):  # fmt: skip
+            values[name] = None
+            continue
+        values[name] = _VALIDATORS[name](value)
+    return replace(base or JobOptions(), **values)
+
+
+def _priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+        raise InvalidOptionError(
+            f"priority must be a whole number from 0 to {MAX_PRIORITY} (lower runs sooner), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _attempts(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOptionError(f"attempts must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _lifo(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOptionError(f"lifo must be True or False, got {value!r}")
+    return value
+
+
+def _timestamp(value: object) -> float:
+    return to_seconds(value, "timestamp")
+
+
+_VALIDATORS: dict[str, Any] = {
+    "job_id": validate_job_id,
+    "delay": lambda v: to_seconds(v, "delay"),
+    "priority": _priority,
+    "lifo": _lifo,
+    "attempts": _attempts,
+    "backoff": Backoff.coerce,
+    "remove_on_complete": lambda v: KeepJobs.coerce(v, "remove_on_complete"),
+    "remove_on_fail": lambda v: KeepJobs.coerce(v, "remove_on_fail"),
+    "timestamp": _timestamp,
+    "keep_logs": lambda v: _non_negative_int(v, "keep_logs"),
+    "stack_trace_limit": lambda v: _non_negative_int(v, "stack_trace_limit"),
+    "timeout": lambda v: to_seconds(v, "timeout", allow_zero=False),
+}

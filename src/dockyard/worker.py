@@ -1,0 +1,367 @@
+"""Worker: takes jobs from a queue and runs them under a lock.
+
+A worker is a few named tasks under one supervisor:
+
+- ``slot`` x concurrency: run a job, finish it, and take the next one from the same
+  script call (fetch-next) when there is one;
+- ``fetch``: fills idle slots (several jobs per call) and otherwise blocks on the queue's
+  marker until a job is ready or a delayed job is due;
+- ``locks``: renews the locks of all active jobs in one call, every ``lock_duration / 2``;
+- ``stalled``: requeues jobs whose worker died (BullMQ's two-pass stalled check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ._runner import Runner
+from .backends import Backend, open_backend
+from .backends.base import Fetched, Finish, Lease
+from .errors import InvalidOptionError, JobStateError, LockLostError
+from .job import Job
+from .options import KeepJobs, to_ms, to_seconds
+
+log = logging.getLogger("dockyard.worker")
+
+Handler = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]
+BackoffStrategy = Callable[[int, BaseException, Job], float | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    """How a worker runs; BullMQ's defaults. Durations in seconds."""
+
+    concurrency: int = 1
+    lock_duration: float = 30.0
+    stalled_interval: float = 30.0
+    max_stalled_count: int = 1
+    drain_delay: float = 5.0
+    name: str | None = None
+    remove_on_complete: KeepJobs | None = None
+    remove_on_fail: KeepJobs | None = None
+
+    def __post_init__(self) -> None:
+        c = self.concurrency
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise InvalidOptionError(f"concurrency must be a whole number >= 1, got {c!r}")
+        m = self.max_stalled_count
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise InvalidOptionError(f"max_stalled_count must be a whole number >= 0, got {m!r}")
+        if self.name is not None and (not isinstance(self.name, str) or " " in self.name):
+            raise InvalidOptionError(f"worker name must be a string without spaces: {self.name!r}")
+
+
+class Worker:
+    """Runs ``handler`` for every job of queue ``queue``.
+
+    ``handler`` is a callable taking a :class:`Job` (``async def`` runs on the event loop,
+    a plain ``def`` in a thread pool) or a mapping from job name to such callables.
+    ``await worker.run()`` works until :meth:`close` or SIGTERM/SIGINT (graceful: active
+    jobs finish; a second signal stops at once). ``async with Worker(...)`` runs it in the
+    background and closes it on exit.
+    """
+
+    def __init__(
+        self,
+        queue: str,
+        handler: Handler | Mapping[str, Handler],
+        *,
+        url: str | None = None,
+        prefix: str = "bull",
+        concurrency: int = 1,
+        lock_duration: float = 30.0,
+        stalled_interval: float = 30.0,
+        max_stalled_count: int = 1,
+        drain_delay: float = 5.0,
+        name: str | None = None,
+        remove_on_complete: bool | int | Mapping[str, Any] | None = None,
+        remove_on_fail: bool | int | Mapping[str, Any] | None = None,
+        backoff_strategies: Mapping[str, BackoffStrategy] | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.settings = WorkerSettings(
+            concurrency=concurrency,
+            lock_duration=to_seconds(lock_duration, "lock_duration", allow_zero=False),
+            stalled_interval=to_seconds(stalled_interval, "stalled_interval", allow_zero=False),
+            max_stalled_count=max_stalled_count,
+            drain_delay=to_seconds(drain_delay, "drain_delay", allow_zero=False),
+            name=name,
+            remove_on_complete=None
+            if remove_on_complete is None
+            else KeepJobs.coerce(remove_on_complete, "remove_on_complete"),
+            remove_on_fail=None
+            if remove_on_fail is None
+            else KeepJobs.coerce(remove_on_fail, "remove_on_fail"),
+        )
+        self.queue = queue
+        self.id = uuid.uuid4().hex
+        self.backend = (
+            backend
+            if backend is not None
+            else open_backend(url, queue, prefix=prefix, retry_for=None)
+        )
+        self._runner = Runner(handler, backoff_strategies or {}, self.settings, self._executor)
+        self._tokens = 0
+        self._active: dict[str, Job] = {}
+        self._ready: deque[Job] = deque()
+        self._idle: deque[asyncio.Future[Job | None]] = deque()
+        self._want = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._slots: list[asyncio.Task[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._running = False
+        self._signals = 0
+        self.processed = 0
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.queue!r} id={self.id[:8]} active={len(self._active)}>"
+
+    # -- life cycle -----------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.settings.concurrency, thread_name_prefix="dockyard-job"
+            )
+        return self._pool
+
+    async def __aenter__(self) -> Worker:
+        self._background = asyncio.create_task(self.run(handle_signals=False), name="worker")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._background
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Work until :meth:`close` is called (or SIGTERM/SIGINT when ``handle_signals``)."""
+        if self._running:
+            raise RuntimeError("this worker is already running")
+        self._running = True
+        loop = asyncio.get_running_loop()
+        installed = handle_signals and threading.current_thread() is threading.main_thread()
+        if installed:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            ensure = getattr(self.backend, "ensure_worker_connection", None)
+            if ensure is not None:
+                await ensure(self.settings.name)
+            self._slots = [
+                asyncio.create_task(self._slot(), name=f"slot-{i}")
+                for i in range(self.settings.concurrency)
+            ]
+            self._tasks = [
+                asyncio.create_task(self._fetch_loop(), name="fetch"),
+                asyncio.create_task(self._lock_loop(), name="locks"),
+                asyncio.create_task(self._stalled_loop(), name="stalled"),
+            ]
+            await asyncio.gather(*self._slots, return_exceptions=True)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if installed:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await self.backend.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._running = False
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("%s received: finishing %d active job(s)", sig.name, len(self._active))
+            asyncio.get_running_loop().create_task(self.close())
+        else:
+            log.warning("%s received again: stopping now; active jobs will stall", sig.name)
+            for task in self._slots:
+                task.cancel()
+
+    async def close(self, *, force: bool = False) -> None:
+        """Stop taking jobs, let active ones finish (or abandon them if ``force``), then stop."""
+        if self._closing.is_set() and not force:
+            return
+        self._closing.set()
+        self._want.set()
+        while self._idle:
+            fut = self._idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        with contextlib.suppress(Exception):
+            await self.backend.interrupt_wait()
+        if force:
+            for task in self._slots:
+                task.cancel()
+
+    @property
+    def closing(self) -> bool:
+        """True once close was asked."""
+        return self._closing.is_set()
+
+    # -- slots ----------------------------------------------------------------------
+
+    def _lease(self) -> Lease:
+        self._tokens += 1
+        return Lease(
+            f"{self.id}:{self._tokens}", to_ms(self.settings.lock_duration), self.settings.name
+        )
+
+    async def _take(self) -> Job | None:
+        if self._ready:
+            return self._ready.popleft()
+        if self._closing.is_set():
+            return None
+        fut: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
+        self._idle.append(fut)
+        self._want.set()
+        return await fut
+
+    async def _slot(self) -> None:
+        job: Job | None = None
+        while True:
+            if job is None:
+                job = await self._take()
+                if job is None:
+                    return
+            job = await self._work(job)
+
+    async def _work(self, job: Job) -> Job | None:
+        """Run one job, store its outcome; returns the next job if fetch-next gave one."""
+        self._active[job.id] = job
+        try:
+            finish = await self._runner.run(job)
+        finally:
+            self._active.pop(job.id, None)
+        self.processed += 1
+        next_lease = None if self._closing.is_set() else self._lease()
+        fetched = await self._store(job, finish, next_lease)
+        if fetched is None or not fetched.jobs:
+            return None
+        first, *rest = fetched.jobs
+        for extra in rest:
+            self._hand_out(extra)
+        return first
+
+    async def _store(self, job: Job, finish: Finish, lease: Lease | None) -> Fetched | None:
+        """Store an outcome, retrying through connection loss until Redis answers."""
+        pause = 0.1
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.backend.finish(finish, lease)
+            except (LockLostError, JobStateError) as exc:
+                if attempt > 1:
+                    log.info("job %s: outcome already stored before the reconnect", job.id)
+                else:
+                    log.warning("job %s: %s", job.id, exc)
+                return None
+            except ConnectionError as exc:
+                log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _hand_out(self, job: Job) -> None:
+        while self._idle:
+            fut = self._idle.popleft()
+            if not fut.done():
+                fut.set_result(job)
+                return
+        self._ready.append(job)
+
+    # -- side tasks -----------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        pause = 0.1
+        while not self._closing.is_set():
+            if not self._idle:
+                self._want.clear()
+                await self._want.wait()
+                continue
+            try:
+                fetched = await self.backend.fetch(self._lease(), len(self._idle))
+                for job in fetched.jobs:
+                    self._hand_out(job)
+                if not fetched.jobs and not self._closing.is_set():
+                    await self._idle_wait(fetched)
+                pause = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closing.is_set():
+                    return
+                log.warning("fetching jobs failed (%s); retrying in %.1f s", exc, pause)
+                await self._sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    async def _idle_wait(self, fetched: Fetched) -> None:
+        """Nothing was ready: sleep out a rate limit, or block until a job may be ready."""
+        if fetched.rate_limit_ms > 0:
+            await self._sleep(min(fetched.rate_limit_ms / 1000, 30.0))
+            return
+        timeout = self.settings.drain_delay
+        while True:
+            if fetched.next_delayed_ms:
+                until_due = (fetched.next_delayed_ms - time.time() * 1000) / 1000
+                timeout = min(timeout, max(until_due, 0.001), 10.0)
+            due = await self.backend.wait_for_work(timeout, self.settings.name)
+            if due is None or self._closing.is_set():
+                return
+            fetched.next_delayed_ms = int(due)
+
+    async def _lock_loop(self) -> None:
+        period = self.settings.lock_duration / 2
+        lock_ms = to_ms(self.settings.lock_duration)
+        while True:
+            await asyncio.sleep(period)
+            locks = {jid: job.token for jid, job in self._active.items() if job.token}
+            if not locks:
+                continue
+            try:
+                lost = await self.backend.extend_locks(locks, lock_ms)  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("renewing %d lock(s) failed: %s", len(locks), exc)
+                continue
+            for job_id in lost:
+                log.warning("job %s: could not renew its lock; another worker may take it", job_id)
+
+    async def _stalled_loop(self) -> None:
+        interval_ms = to_ms(self.settings.stalled_interval)
+        while True:
+            try:
+                stalled = await self.backend.check_stalled(
+                    self.settings.max_stalled_count, interval_ms
+                )
+                for job_id in stalled:
+                    log.warning("job %s stalled (its worker stopped renewing the lock); requeued",
+                                job_id)  # fmt: skip
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("stalled check failed: %s", exc)
+            await asyncio.sleep(self.settings.stalled_interval)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
