@@ -74,10 +74,13 @@ class Runner:
                 raise
             return self._failure(job, token, exc)
         return Finish(
-            job.id, token, "completed", value,
+            job.id,
+            token,
+            "completed",
+            value,
             keep=job.opts.remove_on_complete or self._settings.remove_on_complete,
             attempts=job.opts.attempts,
-        )  # fmt: skip
+        )
 
     async def _call(self, handler: Handler, job: Job) -> Any:
         is_async = self._is_async.get(handler)
@@ -119,10 +122,24 @@ class Runner:
             return self._final_failure(job, token, reason, trace)
         stack = self._stack(job, trace)
         if delay > 0:
-            return Finish(job.id, token, "delayed", reason, delay_ms=to_ms(delay),
-                          attempts=job.opts.attempts, stacktrace=stack)  # fmt: skip
-        return Finish(job.id, token, "retry", reason, lifo=job.opts.lifo,
-                      attempts=job.opts.attempts, stacktrace=stack)  # fmt: skip
+            return Finish(
+                job.id,
+                token,
+                "delayed",
+                reason,
+                delay_ms=to_ms(delay),
+                attempts=job.opts.attempts,
+                stacktrace=stack,
+            )
+        return Finish(
+            job.id,
+            token,
+            "retry",
+            reason,
+            lifo=job.opts.lifo,
+            attempts=job.opts.attempts,
+            stacktrace=stack,
+        )
 
     def _backoff(self, job: Job, attempt: int, exc: BaseException) -> float | None:
         """Seconds before the next attempt; None means do not retry."""
@@ -150,10 +167,14 @@ class Runner:
 
     def _final_failure(self, job: Job, token: str, reason: str, trace: str | None) -> Finish:
         return Finish(
-            job.id, token, "failed", reason,
+            job.id,
+            token,
+            "failed",
+            reason,
             keep=job.opts.remove_on_fail or self._settings.remove_on_fail,
-            attempts=job.opts.attempts, stacktrace=self._stack(job, trace),
-        )  # fmt: skip
+            attempts=job.opts.attempts,
+            stacktrace=self._stack(job, trace),
+        )
 
 
 def _call_sync(handler: Handler, job: Job, loop: asyncio.AbstractEventLoop) -> Any:

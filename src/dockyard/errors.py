@@ -52,7 +52,7 @@ class JobStateError(DockyardError):
 
 
 class BackendUnavailableError(DockyardError, ConnectionError):
-    """The store could not be reached, even after retries; check that it is running and reachable."""
+    """The store could not be reached, even after retries; check that it runs and is reachable."""
 
 
 class NotSupportedError(DockyardError):

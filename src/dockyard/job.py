@@ -64,11 +64,28 @@ class Job:
     """
 
     __slots__ = (
-        "_backend", "attempts_made", "attempts_started", "data", "deferred_failure", "delay",
-        "failed_reason", "finished_on", "id", "name", "opts", "priority", "processed_by",
-        "processed_on", "progress", "queue_name", "return_value", "stacktrace",
-        "stalled_counter", "timestamp", "token",
-    )  # fmt: skip
+        "_backend",
+        "attempts_made",
+        "attempts_started",
+        "data",
+        "deferred_failure",
+        "delay",
+        "failed_reason",
+        "finished_on",
+        "id",
+        "name",
+        "opts",
+        "priority",
+        "processed_by",
+        "processed_on",
+        "progress",
+        "queue_name",
+        "return_value",
+        "stacktrace",
+        "stalled_counter",
+        "timestamp",
+        "token",
+    )
 
     def __init__(
         self,
@@ -124,9 +141,14 @@ class Job:
 
     @classmethod
     def from_redis(
-        cls, job_id: str, flat: Sequence[bytes], *, queue_name: str = "",
-        backend: Backend | None = None, token: str | None = None,
-    ) -> Job:  # fmt: skip
+        cls,
+        job_id: str,
+        flat: Sequence[bytes],
+        *,
+        queue_name: str = "",
+        backend: Backend | None = None,
+        token: str | None = None,
+    ) -> Job:
         """Build a Job from a BullMQ job hash as a flat ``[field, value, ...]`` list."""
         h: dict[bytes, bytes] = dict(zip(flat[::2], flat[1::2], strict=True))
         raw_opts = h.get(b"opts")

@@ -21,11 +21,30 @@ MAX_PRIORITY = 2**21 - 1
 #: Queue key suffixes a custom job id must not equal, or its hash would clobber a queue key.
 RESERVED_IDS = frozenset(
     {
-        "wait", "paused", "active", "prioritized", "pc", "delayed", "marker",
-        "waiting-children", "completed", "failed", "stalled", "stalled-check", "limiter",
-        "meta", "events", "repeat", "id", "metrics", "priority", "delay", "de", "dn",
+        "wait",
+        "paused",
+        "active",
+        "prioritized",
+        "pc",
+        "delayed",
+        "marker",
+        "waiting-children",
+        "completed",
+        "failed",
+        "stalled",
+        "stalled-check",
+        "limiter",
+        "meta",
+        "events",
+        "repeat",
+        "id",
+        "metrics",
+        "priority",
+        "delay",
+        "de",
+        "dn",
     }
-)  # fmt: skip
+)
 
 
 def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
@@ -35,7 +54,9 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         secs = float(value)
     else:
-        raise InvalidOptionError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
+        raise InvalidOptionError(
+            f"{name} must be a number of seconds or a timedelta, got {value!r}"
+        )
     if not math.isfinite(secs) or secs < 0 or (secs == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidOptionError(f"{name} must be {bound} seconds, got {value!r}")
@@ -93,7 +114,7 @@ class Backoff:
             unknown = set(value) - {"type", "delay", "jitter"}
             if unknown or "type" not in value:
                 raise InvalidOptionError(
-                    f"backoff dict takes 'type', 'delay' (seconds) and 'jitter', got {dict(value)!r}"
+                    f"backoff takes 'type', 'delay' (seconds) and 'jitter', got {dict(value)!r}"
                 )
             kind, delay = value["type"], value.get("delay", 0.0)
             jitter = value.get("jitter", 0.0)
@@ -117,7 +138,9 @@ class Backoff:
         if self.type == "exponential":
             base_ms = round(2 ** (attempt - 1) * base_ms)
         if self.jitter > 0:
-            base_ms = math.floor(base_ms * (1 - self.jitter) + random.random() * base_ms * self.jitter)
+            base_ms = math.floor(
+                base_ms * (1 - self.jitter) + random.random() * base_ms * self.jitter
+            )
         return base_ms / 1000
 
     def to_bullmq(self) -> dict[str, Any]:
@@ -293,9 +316,20 @@ class JobOptions:
     def from_bullmq(cls, raw: Mapping[str, Any]) -> JobOptions:
         """Read stored ``opts`` leniently (any producer wrote them); unknown keys go to extra."""
         known = {
-            "attempts", "delay", "priority", "lifo", "jobId", "backoff", "removeOnComplete",
-            "removeOnFail", "timestamp", "kl", "keepLogs", "stackTraceLimit", "timeout",
-        }  # fmt: skip
+            "attempts",
+            "delay",
+            "priority",
+            "lifo",
+            "jobId",
+            "backoff",
+            "removeOnComplete",
+            "removeOnFail",
+            "timestamp",
+            "kl",
+            "keepLogs",
+            "stackTraceLimit",
+            "timeout",
+        }
         attempts = _num(raw.get("attempts"), 0)
         return cls(
             job_id=str(raw["jobId"]) if raw.get("jobId") is not None else None,
@@ -333,9 +367,19 @@ def _opt_int(value: object) -> int | None:
 
 #: The keyword options ``Queue.add`` accepts, with the validator for each.
 OPTION_NAMES = (
-    "job_id", "delay", "priority", "lifo", "attempts", "backoff", "remove_on_complete",
-    "remove_on_fail", "timestamp", "keep_logs", "stack_trace_limit", "timeout",
-)  # fmt: skip
+    "job_id",
+    "delay",
+    "priority",
+    "lifo",
+    "attempts",
+    "backoff",
+    "remove_on_complete",
+    "remove_on_fail",
+    "timestamp",
+    "keep_logs",
+    "stack_trace_limit",
+    "timeout",
+)
 
 
 def build_options(base: JobOptions | None = None, /, **given: Any) -> JobOptions:
@@ -348,9 +392,16 @@ def build_options(base: JobOptions | None = None, /, **given: Any) -> JobOptions
         )
     values: dict[str, Any] = {}
     for name, value in given.items():
-        if value is None and name in ("job_id", "backoff", "timestamp", "keep_logs",
-                                      "stack_trace_limit", "timeout",
-                                      "remove_on_complete", "remove_on_fail"):  # fmt: skip
+        if value is None and name in (
+            "job_id",
+            "backoff",
+            "timestamp",
+            "keep_logs",
+            "stack_trace_limit",
+            "timeout",
+            "remove_on_complete",
+            "remove_on_fail",
+        ):
             values[name] = None
             continue
         values[name] = _VALIDATORS[name](value)

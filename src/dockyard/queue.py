@@ -15,9 +15,15 @@ from .options import JobOptions, build_options, to_ms
 
 #: Counts ``get_job_counts()`` reports when no states are named.
 DEFAULT_COUNT_STATES = (
-    "waiting", "active", "delayed", "prioritized", "completed", "failed", "paused",
+    "waiting",
+    "active",
+    "delayed",
+    "prioritized",
+    "completed",
+    "failed",
+    "paused",
     "waiting-children",
-)  # fmt: skip
+)
 
 
 class Queue:
@@ -48,9 +54,11 @@ class Queue:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -66,10 +74,16 @@ class Queue:
         data_text = dump_json(data if data is not None else {}, "job data")
         timestamp = opts.timestamp if opts.timestamp is not None else time.time()
         job = Job(
-            id="", name=name, data=data if data is not None else {}, opts=opts,
-            queue_name=self.name, timestamp=timestamp, delay=opts.delay,
-            priority=opts.priority, backend=self.backend,
-        )  # fmt: skip
+            id="",
+            name=name,
+            data=data if data is not None else {},
+            opts=opts,
+            queue_name=self.name,
+            timestamp=timestamp,
+            delay=opts.delay,
+            priority=opts.priority,
+            backend=self.backend,
+        )
         new = NewJob(
             name=name,
             data=data_text,
@@ -167,6 +181,4 @@ class Queue:
 def _check_states(states: Iterable[str]) -> None:
     for state in states:
         if state not in STATES and state != "wait":
-            raise InvalidOptionError(
-                f"unknown job state {state!r}; use one of {', '.join(STATES)}"
-            )
+            raise InvalidOptionError(f"unknown job state {state!r}; use one of {', '.join(STATES)}")

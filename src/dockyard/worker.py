@@ -143,9 +143,11 @@ class Worker:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.close()
         with contextlib.suppress(asyncio.CancelledError):
             await self._background
@@ -337,7 +339,7 @@ class Worker:
             if not locks:
                 continue
             try:
-                lost = await self.backend.extend_locks(locks, lock_ms)  # type: ignore[arg-type]
+                lost = await self.backend.extend_locks(locks, lock_ms)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -354,8 +356,9 @@ class Worker:
                     self.settings.max_stalled_count, interval_ms
                 )
                 for job_id in stalled:
-                    log.warning("job %s stalled (its worker stopped renewing the lock); requeued",
-                                job_id)  # fmt: skip
+                    log.warning(
+                        "job %s stalled (its worker stopped renewing the lock); requeued", job_id
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -17,9 +17,15 @@ from ..options import KeepJobs
 
 #: Every state name a job can be in, as ``get_state`` answers them.
 STATES = (
-    "waiting", "active", "delayed", "prioritized", "completed", "failed", "paused",
+    "waiting",
+    "active",
+    "delayed",
+    "prioritized",
+    "completed",
+    "failed",
+    "paused",
     "waiting-children",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,7 @@ class Backend(Protocol):
         """Move up to ``count`` ready jobs to active, locked by the lease; promote due delays."""
 
     async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
-        """Block until a job may be ready or ``timeout`` s pass; returns a due time (ms) if told one.
+        """Block until a job may be ready or ``timeout`` s pass; a due time (ms) if told one.
 
         Returns early (with None) when :meth:`interrupt_wait` is called.
         """

@@ -19,9 +19,12 @@ from .scripts import QueueScripts
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
 _ZSET_STATES = {
-    "delayed": "delayed", "prioritized": "prioritized", "completed": "completed",
-    "failed": "failed", "waiting-children": "waiting-children",
-}  # fmt: skip
+    "delayed": "delayed",
+    "prioritized": "prioritized",
+    "completed": "completed",
+    "failed": "failed",
+    "waiting-children": "waiting-children",
+}
 
 
 def _now() -> int:
@@ -83,10 +86,16 @@ class RedisBackend:
         reply = await self._call(
             "add",
             self.scripts.add_job(
-                job.job_id, job.name, job.data, job.opts, job.timestamp, job.delay,
-                job.priority, job.lifo,
+                job.job_id,
+                job.name,
+                job.data,
+                job.opts,
+                job.timestamp,
+                job.delay,
+                job.priority,
+                job.lifo,
             ),
-        )  # fmt: skip
+        )
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -171,9 +180,7 @@ class RedisBackend:
     # -- workers ----------------------------------------------------------------------
 
     def _fetched(self, reply: list[Any], token: str) -> Fetched:
-        jobs = [
-            self._job(reply[i].decode(), reply[i + 1], token) for i in range(2, len(reply), 2)
-        ]
+        jobs = [self._job(reply[i].decode(), reply[i + 1], token) for i in range(2, len(reply), 2)]
         return Fetched(jobs, int(reply[0]), int(reply[1]))
 
     async def fetch(self, lease: Lease, count: int) -> Fetched:
@@ -204,7 +211,9 @@ class RedisBackend:
         except ConnectionLost:
             if self._interrupted:
                 return None
-            raise BackendUnavailableError(f"lost the blocking connection to {self.address}") from None
+            raise BackendUnavailableError(
+                f"lost the blocking connection to {self.address}"
+            ) from None
         if not reply:
             return None
         due = int(float(reply[2]))
@@ -235,12 +244,21 @@ class RedisBackend:
             reply = await self._call(
                 outcome,
                 scripts.move_to_finished(
-                    result.job_id, result.token, now, outcome == "completed", result.value,
-                    result.stacktrace, keep_count, keep_age, result.attempts,
-                    1 if lease else 0, lease.token if lease else "",
-                    lease.lock_ms if lease else 0, lease.worker_name if lease else None,
+                    result.job_id,
+                    result.token,
+                    now,
+                    outcome == "completed",
+                    result.value,
+                    result.stacktrace,
+                    keep_count,
+                    keep_age,
+                    result.attempts,
+                    1 if lease else 0,
+                    lease.token if lease else "",
+                    lease.lock_ms if lease else 0,
+                    lease.worker_name if lease else None,
                 ),
-            )  # fmt: skip
+            )
             if isinstance(reply, int):
                 raise error_for_code(reply, result.job_id, f"move to {outcome}")
             return self._fetched(reply, lease.token) if lease else None
@@ -248,18 +266,27 @@ class RedisBackend:
             code = await self._call(
                 "retry",
                 scripts.retry_job(
-                    result.job_id, result.token, now, result.lifo, result.value,
+                    result.job_id,
+                    result.token,
+                    now,
+                    result.lifo,
+                    result.value,
                     result.stacktrace,
                 ),
-            )  # fmt: skip
+            )
         elif outcome == "delayed":
             code = await self._call(
                 "delay",
                 scripts.move_to_delayed(
-                    result.job_id, result.token, now, result.delay_ms, False, result.value,
+                    result.job_id,
+                    result.token,
+                    now,
+                    result.delay_ms,
+                    False,
+                    result.value,
                     result.stacktrace,
                 ),
-            )  # fmt: skip
+            )
         else:
             raise ValueError(f"unknown outcome {outcome!r}")
         if code < 0:

@@ -73,64 +73,169 @@ class QueueScripts:
         s = load_scripts()
         self._client = client
         self._prefix = keys.job_prefix
-        self._add, self._active, self._finished = s["addJob"], s["moveToActive"], s["moveToFinished"]
-        self._retry, self._delayed, self._extend = s["retryJob"], s["moveToDelayed"], s["extendLocks"]
+        self._add, self._active, self._finished = (
+            s["addJob"],
+            s["moveToActive"],
+            s["moveToFinished"],
+        )
+        self._retry, self._delayed, self._extend = (
+            s["retryJob"],
+            s["moveToDelayed"],
+            s["extendLocks"],
+        )
         self._stalled, self._progress, self._log = (
-            s["moveStalledJobsToWait"], s["updateProgress"], s["addLog"],
+            s["moveStalledJobsToWait"],
+            s["updateProgress"],
+            s["addLog"],
         )
         self._state, self._pause = s["getState"], s["pause"]
         k = keys.many
-        self._add_keys = k("wait", "paused", "meta", "id", "delayed", "prioritized", "pc",
-                           "marker", "events", "active")  # fmt: skip
-        fetch = ("wait", "active", "prioritized", "events", "stalled", "limiter", "delayed",
-                 "paused", "meta", "pc", "marker")  # fmt: skip
+        self._add_keys = k(
+            "wait",
+            "paused",
+            "meta",
+            "id",
+            "delayed",
+            "prioritized",
+            "pc",
+            "marker",
+            "events",
+            "active",
+        )
+        fetch = (
+            "wait",
+            "active",
+            "prioritized",
+            "events",
+            "stalled",
+            "limiter",
+            "delayed",
+            "paused",
+            "meta",
+            "pc",
+            "marker",
+        )
         self._fetch_keys = k(*fetch)
         self._completed_keys = k(*fetch, "completed")
         self._failed_keys = k(*fetch, "failed")
-        self._retry_keys = k("active", "wait", "paused", "meta", "prioritized", "pc", "marker",
-                             "events", "stalled", "delayed")  # fmt: skip
+        self._retry_keys = k(
+            "active",
+            "wait",
+            "paused",
+            "meta",
+            "prioritized",
+            "pc",
+            "marker",
+            "events",
+            "stalled",
+            "delayed",
+        )
         self._delayed_keys = k("active", "delayed", "events", "meta", "marker", "stalled")
-        self._stalled_keys = k("stalled", "wait", "active", "stalled-check", "meta", "paused",
-                               "marker", "events")  # fmt: skip
-        self._state_keys = k("completed", "failed", "delayed", "prioritized", "active", "wait",
-                             "paused", "waiting-children")  # fmt: skip
-        self._pause_keys = k("wait", "paused", "meta", "prioritized", "events", "delayed",
-                             "marker")  # fmt: skip
+        self._stalled_keys = k(
+            "stalled", "wait", "active", "stalled-check", "meta", "paused", "marker", "events"
+        )
+        self._state_keys = k(
+            "completed",
+            "failed",
+            "delayed",
+            "prioritized",
+            "active",
+            "wait",
+            "paused",
+            "waiting-children",
+        )
+        self._pause_keys = k("wait", "paused", "meta", "prioritized", "events", "delayed", "marker")
         self._events = keys.key("events")
         self._meta = keys.key("meta")
 
     async def add_job(
-        self, custom_id: str | None, name: str, data: str, opts: str, timestamp: int,
-        delay: int, priority: int, lifo: bool,
-    ) -> bytes:  # fmt: skip
+        self,
+        custom_id: str | None,
+        name: str,
+        data: str,
+        opts: str,
+        timestamp: int,
+        delay: int,
+        priority: int,
+        lifo: bool,
+    ) -> bytes:
         """addJob: store and enqueue one job; the new (or existing) id."""
-        args = (self._prefix, _s(custom_id), name, data, opts, timestamp, delay, priority,
-                b"1" if lifo else b"0")  # fmt: skip
+        args = (
+            self._prefix,
+            _s(custom_id),
+            name,
+            data,
+            opts,
+            timestamp,
+            delay,
+            priority,
+            b"1" if lifo else b"0",
+        )
         reply: bytes = await self._add.run(self._client, self._add_keys, args)
         return reply
 
     async def move_to_active(
-        self, now: int, token: str, lock_ms: int, worker_name: str | None, count: int,
-        limit_max: int | None = None, limit_ms: int | None = None,
-    ) -> list[Any]:  # fmt: skip
+        self,
+        now: int,
+        token: str,
+        lock_ms: int,
+        worker_name: str | None,
+        count: int,
+        limit_max: int | None = None,
+        limit_ms: int | None = None,
+    ) -> list[Any]:
         """moveToActive: up to ``count`` jobs, as ``[ttl, next_delayed, id, hash, ...]``."""
-        args = (self._prefix, now, token, lock_ms, _s(worker_name), count,
-                "" if limit_max is None else limit_max, "" if limit_ms is None else limit_ms)  # fmt: skip
+        args = (
+            self._prefix,
+            now,
+            token,
+            lock_ms,
+            _s(worker_name),
+            count,
+            "" if limit_max is None else limit_max,
+            "" if limit_ms is None else limit_ms,
+        )
         reply: list[Any] = await self._active.run(self._client, self._fetch_keys, args)
         return reply
 
     async def move_to_finished(
-        self, job_id: str, token: str, now: int, completed: bool, value: str,
-        stacktrace: str | None, keep_count: int, keep_age: float, attempts: int,
-        fetch: int, next_token: str, lock_ms: int, worker_name: str | None,
-        limit_max: int | None = None, limit_ms: int | None = None,
-    ) -> int | list[Any]:  # fmt: skip
+        self,
+        job_id: str,
+        token: str,
+        now: int,
+        completed: bool,
+        value: str,
+        stacktrace: str | None,
+        keep_count: int,
+        keep_age: float,
+        attempts: int,
+        fetch: int,
+        next_token: str,
+        lock_ms: int,
+        worker_name: str | None,
+        limit_max: int | None = None,
+        limit_ms: int | None = None,
+    ) -> int | list[Any]:
         """moveToFinished: a negative code, or the fetch tuple (empty unless ``fetch``)."""
         keys = self._completed_keys if completed else self._failed_keys
-        args = (self._prefix, job_id, token, now, "completed" if completed else "failed",
-                value, _s(stacktrace), keep_count, keep_age, attempts, fetch, next_token,
-                lock_ms, _s(worker_name), "" if limit_max is None else limit_max,
-                "" if limit_ms is None else limit_ms)  # fmt: skip
+        args = (
+            self._prefix,
+            job_id,
+            token,
+            now,
+            "completed" if completed else "failed",
+            value,
+            _s(stacktrace),
+            keep_count,
+            keep_age,
+            attempts,
+            fetch,
+            next_token,
+            lock_ms,
+            _s(worker_name),
+            "" if limit_max is None else limit_max,
+            "" if limit_ms is None else limit_ms,
+        )
         reply: int | list[Any] = await self._finished.run(self._client, keys, args)
         return reply
 
@@ -143,12 +248,26 @@ class QueueScripts:
         return reply
 
     async def move_to_delayed(
-        self, job_id: str, token: str, now: int, delay_ms: int, skip_attempt: bool,
-        reason: str | None, stacktrace: str | None,
-    ) -> int:  # fmt: skip
+        self,
+        job_id: str,
+        token: str,
+        now: int,
+        delay_ms: int,
+        skip_attempt: bool,
+        reason: str | None,
+        stacktrace: str | None,
+    ) -> int:
         """moveToDelayed: due at now + delay; 0 or a negative code."""
-        args = (self._prefix, job_id, token, now, delay_ms, b"1" if skip_attempt else b"0",
-                _s(reason), _s(stacktrace))  # fmt: skip
+        args = (
+            self._prefix,
+            job_id,
+            token,
+            now,
+            delay_ms,
+            b"1" if skip_attempt else b"0",
+            _s(reason),
+            _s(stacktrace),
+        )
         reply: int = await self._delayed.run(self._client, self._delayed_keys, args)
         return reply
 
