@@ -205,9 +205,15 @@ class RedisBackend:
             )
         self._interrupted = False
         try:
-            reply = await self._blocking.execute(
-                "BZPOPMIN", self.keys.key("marker"), f"{max(timeout, 0.001):.3f}"
-            )
+            # A socket that died silently would block forever: give up on it after the
+            # server's own timeout plus a margin, and reconnect on the next wait.
+            async with asyncio.timeout(timeout + 2.0):
+                reply = await self._blocking.execute(
+                    "BZPOPMIN", self.keys.key("marker"), f"{max(timeout, 0.001):.3f}"
+                )
+        except TimeoutError:
+            self._blocking.drop()
+            return None
         except ConnectionLost:
             if self._interrupted:
                 return None

@@ -228,7 +228,6 @@ class RedisClient:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
-        self.on_connect: list[Any] = []
 
     async def connection(self) -> Connection:
         """The open connection, reconnecting (with exponential backoff) when needed."""
@@ -267,8 +266,6 @@ class RedisClient:
                 continue
             if was_connected or attempt > 1:
                 log.warning("reconnected to Redis at %s", self.address)
-            for hook in self.on_connect:
-                await hook(conn)
             return conn
 
     async def execute(self, *args: Any) -> Any:

@@ -178,7 +178,10 @@ local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count,
     end
   end
   if taken > 0 then
-    addReadyMarker(k.marker)
+    -- Wake another worker only when ready jobs remain for it.
+    if rcall("LLEN", list) > 0 or rcall("ZCARD", k.prioritized) > 0 then
+      addReadyMarker(k.marker)
+    end
   else
     local first = rcall("ZRANGE", k.delayed, 0, 0, "WITHSCORES")
     if first[2] then reply[2] = math.floor(tonumber(first[2]) / 4096) end
