@@ -255,7 +255,7 @@ class Worker:
             self._active.pop(job.id, None)
         self.processed += 1
         next_lease = None if self._closing.is_set() else self._lease()
-        fetched = await self._store(job, finish, next_lease)
+        fetched = await self._store(job, finish, next_lease, 1 + len(self._idle))
         if fetched is None or not fetched.jobs:
             return None
         first, *rest = fetched.jobs
@@ -263,14 +263,17 @@ class Worker:
             self._hand_out(extra)
         return first
 
-    async def _store(self, job: Job, finish: Finish, lease: Lease | None) -> Fetched | None:
-        """Store an outcome, retrying through connection loss until Redis answers."""
+    async def _store(
+        self, job: Job, finish: Finish, lease: Lease | None, count: int
+    ) -> Fetched | None:
+        """Store an outcome (and fetch up to ``count`` next jobs), retrying through
+        connection loss until the store answers."""
         pause = 0.1
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self.backend.finish(finish, lease)
+                return await self.backend.finish(finish, lease, count)
             except (LockLostError, JobStateError) as exc:
                 if attempt > 1:
                     log.info("job %s: outcome already stored before the reconnect", job.id)
@@ -335,7 +338,9 @@ class Worker:
         lock_ms = to_ms(self.settings.lock_duration)
         while True:
             await asyncio.sleep(period)
-            locks = {jid: job.token for jid, job in self._active.items() if job.token}
+            # Jobs fetched but not started yet (``_ready``) hold locks too.
+            held = [*self._active.values(), *self._ready]
+            locks = {job.id: job.token for job in held if job.token}
             if not locks:
                 continue
             try:

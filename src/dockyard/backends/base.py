@@ -49,6 +49,9 @@ class Lease:
     token: str
     lock_ms: int
     worker_name: str | None = None
+    #: The worker's own rate limit: at most ``limit_max`` jobs per ``limit_ms`` (None = none).
+    limit_max: int | None = None
+    limit_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -150,9 +153,11 @@ class Backend(Protocol):
     async def interrupt_wait(self) -> None:
         """Wake a pending :meth:`wait_for_work` (used on close)."""
 
-    async def finish(self, result: Finish, next_lease: Lease | None) -> Fetched | None:
+    async def finish(
+        self, result: Finish, next_lease: Lease | None, count: int = 1
+    ) -> Fetched | None:
         """End an attempt (completed, failed, retry or delayed), release its lock, and
-        when ``next_lease`` is given fetch the next job in the same call."""
+        when ``next_lease`` is given fetch up to ``count`` next jobs in the same call."""
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         """Renew the locks ``{job_id: token}``; returns the ids whose lock was lost."""

@@ -187,7 +187,13 @@ class RedisBackend:
         reply = await self._call(
             "fetch",
             self.scripts.move_to_active(
-                _now(), lease.token, lease.lock_ms, lease.worker_name, count
+                _now(),
+                lease.token,
+                lease.lock_ms,
+                lease.worker_name,
+                count,
+                lease.limit_max,
+                lease.limit_ms,
             ),
         )
         return self._fetched(reply, lease.token)
@@ -238,7 +244,9 @@ class RedisBackend:
             )
         await self._blocking.connection()
 
-    async def finish(self, result: Finish, next_lease: Lease | None) -> Fetched | None:
+    async def finish(
+        self, result: Finish, next_lease: Lease | None, count: int = 1
+    ) -> Fetched | None:
         scripts = self.scripts
         now = _now()
         outcome = result.outcome
@@ -259,10 +267,12 @@ class RedisBackend:
                     keep_count,
                     keep_age,
                     result.attempts,
-                    1 if lease else 0,
+                    count if lease else 0,
                     lease.token if lease else "",
                     lease.lock_ms if lease else 0,
                     lease.worker_name if lease else None,
+                    lease.limit_max if lease else None,
+                    lease.limit_ms if lease else None,
                 ),
             )
             if isinstance(reply, int):
@@ -297,7 +307,7 @@ class RedisBackend:
             raise ValueError(f"unknown outcome {outcome!r}")
         if code < 0:
             raise error_for_code(code, result.job_id, f"move to {outcome}")
-        return await self.fetch(next_lease, 1) if next_lease else None
+        return await self.fetch(next_lease, count) if next_lease else None
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         lost = await self._call(
