@@ -6,7 +6,8 @@ A worker is a few named tasks under one supervisor:
   script call (fetch-next) when there is one;
 - ``fetch``: fills idle slots (several jobs per call) and otherwise blocks on the queue's
   marker until a job is ready or a delayed job is due;
-- ``locks``: renews the locks of all active jobs in one call, every ``lock_duration / 2``;
+- ``LockKeeper`` (its own thread and connection): renews the locks of all held jobs in
+  one call every ``lock_duration / 2``, even while a handler blocks the event loop;
 - ``stalled``: requeues jobs whose worker died (BullMQ's two-pass stalled check).
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from ._keeper import LockKeeper
 from ._runner import Runner
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
@@ -113,6 +115,12 @@ class Worker:
             else open_backend(url, queue, prefix=prefix, retry_for=None)
         )
         self._runner = Runner(handler, backoff_strategies or {}, self.settings, self._executor)
+        self._keeper = LockKeeper(
+            self.backend.reopen,
+            self._held_locks,
+            to_ms(self.settings.lock_duration),
+            self.settings.lock_duration / 2,
+        )
         self._tokens = 0
         self._active: dict[str, Job] = {}
         self._ready: deque[Job] = deque()
@@ -170,9 +178,10 @@ class Worker:
                 asyncio.create_task(self._slot(), name=f"slot-{i}")
                 for i in range(self.settings.concurrency)
             ]
+            self._keeper.start()
             self._tasks = [
                 asyncio.create_task(self._fetch_loop(), name="fetch"),
-                asyncio.create_task(self._lock_loop(), name="locks"),
+                asyncio.create_task(self._heartbeat(), name="heartbeat"),
                 asyncio.create_task(self._stalled_loop(), name="stalled"),
             ]
             await asyncio.gather(*self._slots, return_exceptions=True)
@@ -180,6 +189,7 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.to_thread(self._keeper.stop)
             if installed:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -333,25 +343,19 @@ class Worker:
                 return
             fetched.next_delayed_ms = int(due)
 
-    async def _lock_loop(self) -> None:
-        period = self.settings.lock_duration / 2
-        lock_ms = to_ms(self.settings.lock_duration)
+    def _held_locks(self) -> dict[str, str]:
+        """``{job_id: token}`` of every job this worker holds, fetched or running.
+
+        Called from the lock keeper's thread: it copies the containers in one step each.
+        """
+        held = [*dict(self._active).values(), *list(self._ready)]
+        return {job.id: job.token for job in held if job.token}
+
+    async def _heartbeat(self) -> None:
+        """Tell the lock keeper the event loop is alive (it warns when it is blocked)."""
         while True:
-            await asyncio.sleep(period)
-            # Jobs fetched but not started yet (``_ready``) hold locks too.
-            held = [*self._active.values(), *self._ready]
-            locks = {job.id: job.token for job in held if job.token}
-            if not locks:
-                continue
-            try:
-                lost = await self.backend.extend_locks(locks, lock_ms)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("renewing %d lock(s) failed: %s", len(locks), exc)
-                continue
-            for job_id in lost:
-                log.warning("job %s: could not renew its lock; another worker may take it", job_id)
+            self._keeper.beat = time.monotonic()
+            await asyncio.sleep(0.2)
 
     async def _stalled_loop(self) -> None:
         interval_ms = to_ms(self.settings.stalled_interval)

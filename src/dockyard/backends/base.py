@@ -95,6 +95,9 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release connections and files; the backend is unusable afterwards."""
 
+    def reopen(self) -> Backend:
+        """A new, unconnected instance on the same store and queue, for another thread."""
+
     # -- producers --------------------------------------------------------------------
 
     async def add(self, job: NewJob) -> str:

@@ -44,6 +44,7 @@ class RedisBackend:
         self.queue = queue
         self.prefix = prefix
         self.keys = QueueKeys(prefix, queue)
+        self._url = url
         self.address = RedisAddress.from_url(url)
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
@@ -53,6 +54,9 @@ class RedisBackend:
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self.address} {self.keys.base}>"
+
+    def reopen(self) -> RedisBackend:
+        return RedisBackend(self._url, self.queue, prefix=self.prefix, retry_for=self._retry_for)
 
     async def close(self) -> None:
         await self.client.close()
