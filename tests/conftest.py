@@ -1,0 +1,39 @@
+"""Fixtures shared by every test tier: private redis-servers, never the machine's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import redis
+from dockyard.devserver import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private redis-server for the whole run (free loopback port, temp folder)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_sync(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A redis-py client on the session server, for asserting on keys independently."""
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, redis_sync: redis.Redis) -> str:
+    """The session server's URL, emptied (FLUSHALL) before the test."""
+    redis_sync.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def fresh_redis_server() -> Iterator[RedisServer]:
+    """A private server of the test's own, durable (appendonly, fsync always), to kill at will."""
+    with RedisServer(appendonly=True) as server:
+        yield server
