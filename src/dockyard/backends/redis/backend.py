@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...errors import BackendUnavailableError, error_for_code
+from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .connection import ConnectionLost, RedisAddress, RedisClient
@@ -352,11 +352,7 @@ class RedisBackend:
                     if event.get(b"jobId") != job_id.encode():
                         continue
                     if event.get(b"event") == b"completed":
-                        raw = event.get(b"returnvalue", b"null")
-                        try:
-                            return "completed", json.loads(raw)
-                        except ValueError:
-                            return "completed", raw.decode("utf-8", "replace")
+                        return "completed", _json(event.get(b"returnvalue", b"null"))
                     if event.get(b"event") == b"failed":
                         state = await self.get_state(job_id)
                         if state in ("failed", "unknown"):
@@ -369,13 +365,38 @@ class RedisBackend:
     async def _finished_state(self, job_id: str) -> tuple[str, Any] | None:
         job = await self.get_job(job_id)
         if job is None:
-            # Removed on completion or failure, or never existed: ask the finished sets.
-            completed = await self._read("ZSCORE", self.keys.key("completed"), job_id)
-            if completed is not None:
-                return "completed", None
-            return None
+            # Finished and removed by retention before we looked: its outcome is in the
+            # recent events, if anywhere.
+            found = await self._outcome_from_events(job_id)
+            if found is None:
+                raise JobNotFoundError(
+                    f"job {job_id} does not exist in queue {self.queue!r} (it may have been "
+                    "removed); there is nothing to wait for"
+                )
+            return found
         if job.finished_on is None:
             return None
         if job.failed_reason is not None and await self.get_state(job_id) == "failed":
             return "failed", job.failed_reason
         return "completed", job.return_value
+
+    async def _outcome_from_events(self, job_id: str) -> tuple[str, Any] | None:
+        """The newest ``completed``/``failed`` event of the job among the last 2,000."""
+        entries = await self._read("XREVRANGE", self.keys.key("events"), "+", "-", "COUNT", 2000)
+        wanted = job_id.encode()
+        for _, fields in entries:
+            event = dict(zip(fields[::2], fields[1::2], strict=False))
+            if event.get(b"jobId") != wanted:
+                continue
+            if event.get(b"event") == b"completed":
+                return "completed", _json(event.get(b"returnvalue", b"null"))
+            if event.get(b"event") == b"failed":
+                return "failed", event.get(b"failedReason", b"").decode("utf-8", "replace")
+        return None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
