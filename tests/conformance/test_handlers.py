@@ -105,7 +105,7 @@ async def test_a_timeout_fails_a_job_that_runs_too_long(queue: Queue, backend_ur
 
     job = await queue.add("t", {}, timeout=0.1)
     async with Worker("q", slow, url=backend_url):
-        with pytest.raises(JobFailed, match="timed out after 0.1 s"):
+        with pytest.raises(JobFailed, match=r"timed out after 0\.1 s"):
             await job.wait_until_finished(timeout=5)
 
 

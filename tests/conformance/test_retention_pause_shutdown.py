@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -22,10 +23,8 @@ async def boom(job: Job) -> None:
 async def _finish_all(queue: Queue, url: str, jobs: list[Job], handler=noop, **opts) -> None:  # type: ignore[no-untyped-def]
     async with Worker("q", handler, url=url, **opts):
         for job in jobs:
-            try:
+            with contextlib.suppress(JobFailed):
                 await job.wait_until_finished(timeout=5)
-            except JobFailed:
-                pass
 
 
 async def test_remove_on_complete_true_removes_the_job(queue: Queue, backend_url: str) -> None:
