@@ -9,8 +9,9 @@ from dockyard import Backoff, Queue
 
 async def test_an_added_job_reads_back_with_every_field(queue: Queue) -> None:
     before = time.time()
-    added = await queue.add("send", {"to": "a@b.c", "n": [1, 2]}, attempts=3,
-                            backoff=Backoff.fixed(2), priority=0)  # fmt: skip
+    added = await queue.add(
+        "send", {"to": "a@b.c", "n": [1, 2]}, attempts=3, backoff=Backoff.fixed(2), priority=0
+    )
     job = await queue.get_job(added.id)
     assert job is not None
     assert job.id == added.id

@@ -13,8 +13,14 @@ from .conftest import events
 async def test_a_standard_add_writes_bullmqs_hash_list_marker_and_events(
     queue: Queue, redis_sync: redis.Redis
 ) -> None:
-    job = await queue.add("send", {"to": "a"}, attempts=3, backoff=Backoff.fixed(1.5),
-                          remove_on_complete=5, keep_logs=10)  # fmt: skip
+    job = await queue.add(
+        "send",
+        {"to": "a"},
+        attempts=3,
+        backoff=Backoff.fixed(1.5),
+        remove_on_complete=5,
+        keep_logs=10,
+    )
     h = redis_sync.hgetall(f"bull:q:{job.id}")
     assert h["name"] == "send"
     assert json.loads(h["data"]) == {"to": "a"}

@@ -80,8 +80,12 @@ async def test_final_failure_writes_reason_traces_and_retries_exhausted(
     assert redis_sync.zscore("bull:q:failed", job.id) == int(h["finishedOn"])
     evs = events(redis_sync)
     assert {"event": "waiting", "jobId": job.id, "prev": "active"} in evs
-    assert {"event": "failed", "jobId": job.id, "failedReason": "bad / input",
-            "prev": "active"} in evs  # fmt: skip
+    assert {
+        "event": "failed",
+        "jobId": job.id,
+        "failedReason": "bad / input",
+        "prev": "active",
+    } in evs
     assert {"event": "retries-exhausted", "jobId": job.id, "attemptsMade": "2"} in evs
 
 

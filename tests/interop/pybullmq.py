@@ -1,0 +1,26 @@
+"""Producer side of the official Python `bullmq` package, for the interop tests.
+
+It shares BullMQ's Lua scripts with Node, so jobs it adds are a third reference producer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+async def add_with_pybullmq(
+    redis_url: str, queue: str, jobs: Iterable[dict[str, Any]], prefix: str = "bull"
+) -> list[str]:
+    """Add `jobs` ({"name", "data", "opts" in BullMQ spelling, ms}) one by one; return their ids."""
+    from bullmq import Queue  # imported late: only the interop tests need the package
+
+    producer = Queue(queue, {"connection": redis_url, "prefix": prefix})
+    try:
+        ids: list[str] = []
+        for spec in jobs:
+            job = await producer.add(spec["name"], spec.get("data", {}), spec.get("opts") or {})
+            ids.append(str(job.id))
+        return ids
+    finally:
+        await producer.close()
