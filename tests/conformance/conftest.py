@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from dockyard import Queue
+
+from ..waiting import wait_for
+
+__all__ = ["wait_for"]
 
 BACKENDS = ["redis"]
 
@@ -27,14 +29,3 @@ async def queue(backend_url: str) -> AsyncIterator[Queue]:
     """A queue named ``q`` on the test's store."""
     async with Queue("q", url=backend_url) as q:
         yield q
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
