@@ -7,7 +7,7 @@ BullMQ's hash field names (``atm``, ``ats``, ``pb``, ``finishedOn``...) appear o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidJobError, InvalidOptionError, JobFailed
@@ -16,8 +16,30 @@ from .options import JobOptions, to_ms
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-_loads = json.loads
+_loads: Callable[[bytes], Any]
+try:  # the ``fast`` extra: parsing (never encoding, which must refuse NaN) with orjson
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+#: Parsed ``opts`` by their stored text: jobs of a queue nearly always share the same text,
+#: and JobOptions is immutable, so one parse serves them all.
+_OPTS_CACHE: dict[bytes, JobOptions] = {}
+_OPTS_CACHE_SIZE = 512
+
+
+def _parse_opts(raw: bytes | None) -> JobOptions:
+    if not raw:
+        return JobOptions()
+    opts = _OPTS_CACHE.get(raw)
+    if opts is None:
+        parsed = _json_or_text(raw, {})
+        opts = JobOptions.from_bullmq(parsed if isinstance(parsed, dict) else {})
+        if len(_OPTS_CACHE) >= _OPTS_CACHE_SIZE:
+            _OPTS_CACHE.clear()
+        _OPTS_CACHE[raw] = opts
+    return opts
 
 
 def dump_json(value: object, what: str) -> str:
@@ -150,35 +172,37 @@ class Job:
         token: str | None = None,
     ) -> Job:
         """Build a Job from a BullMQ job hash as a flat ``[field, value, ...]`` list."""
-        h: dict[bytes, bytes] = dict(zip(flat[::2], flat[1::2], strict=True))
-        raw_opts = h.get(b"opts")
-        opts_dict = _json_or_text(raw_opts, {}) if raw_opts else {}
-        opts = JobOptions.from_bullmq(opts_dict if isinstance(opts_dict, dict) else {})
-        stack = _json_or_text(h.get(b"stacktrace"), [])
-        atm = h.get(b"atm")
+        it = iter(flat)
+        h: dict[bytes, bytes] = dict(zip(it, it, strict=True))
+        get = h.get
+        stack = get(b"stacktrace")
+        traces = _json_or_text(stack, []) if stack is not None else []
+        atm = get(b"atm")
         if atm is None:
-            atm = h.get(b"attemptsMade")
-        reason = h.get(b"failedReason")
-        defa = h.get(b"defa")
-        pb = h.get(b"pb")
+            atm = get(b"attemptsMade")
+        reason = get(b"failedReason")
+        defa = get(b"defa")
+        pb = get(b"pb")
+        progress = get(b"progress")
+        returned = get(b"returnvalue")
         return cls(
             id=job_id,
-            name=h.get(b"name", b"").decode(),
-            data=_json_or_text(h.get(b"data"), {}),
-            opts=opts,
+            name=get(b"name", b"").decode(),
+            data=_json_or_text(get(b"data"), {}),
+            opts=_parse_opts(get(b"opts")),
             queue_name=queue_name,
-            timestamp=_ms(h.get(b"timestamp")) or 0.0,
-            delay=_int(h.get(b"delay")) / 1000,
-            priority=_int(h.get(b"priority")),
-            progress=_json_or_text(h.get(b"progress"), 0),
+            timestamp=_ms(get(b"timestamp")) or 0.0,
+            delay=_int(get(b"delay")) / 1000,
+            priority=_int(get(b"priority")),
+            progress=0 if progress is None else _json_or_text(progress, 0),
             attempts_made=_int(atm),
-            attempts_started=_int(h.get(b"ats")),
-            stalled_counter=_int(h.get(b"stc")),
+            attempts_started=_int(get(b"ats")),
+            stalled_counter=_int(get(b"stc")),
             failed_reason=reason.decode("utf-8", "replace") if reason is not None else None,
-            stacktrace=[str(s) for s in stack] if isinstance(stack, list) else [],
-            return_value=_json_or_text(h.get(b"returnvalue")),
-            processed_on=_ms(h.get(b"processedOn")),
-            finished_on=_ms(h.get(b"finishedOn")),
+            stacktrace=[str(s) for s in traces] if isinstance(traces, list) else [],
+            return_value=None if returned is None else _json_or_text(returned),
+            processed_on=_ms(get(b"processedOn")),
+            finished_on=_ms(get(b"finishedOn")),
             processed_by=pb.decode() if pb is not None else None,
             deferred_failure=defa.decode("utf-8", "replace") if defa is not None else None,
             token=token,
