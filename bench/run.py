@@ -217,24 +217,47 @@ def pct(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 3)
 
 
+#: Slow peers process fewer jobs in B and D (as peer-figures.md did for rq), so a full run
+#: of 3 repetitions stays near 20 minutes; the figures are rates, so they stay comparable.
+SCALE = {"rq": 0.1, "arq": 0.25, "celery": 0.25, "saq": 0.25, "dramatiq": 0.25}
+#: arq's idle worker polls every 0.5 s: fewer sequential latency jobs (as peer-figures.md).
+LATENCY_JOBS = {"arq": 50}
+#: D's job awaits asyncio.sleep: only systems with async handlers (Node: a 1 ms timer).
+ASYNC = {"dockyard", "bullmq-node-5", "bullmq-node-6", "bullmq-python", "arq", "saq"}
+#: E's 100,000 jobs: dockyard against Node BullMQ.
+MEMORY = {"dockyard", "bullmq-node-5", "bullmq-node-6"}
+
+
+def applies(name: str, system: str) -> bool:
+    """Whether workload ``name`` is measured for ``system`` (see the sets above)."""
+    return (name != "D" or system in ASYNC) and (name != "E" or system in MEMORY)
+
+
 def workload(client: Any, name: str, system: str, a: argparse.Namespace) -> dict[str, Any]:
     """One workload for one system, one run."""
     n = a.jobs
+    if name in ("B", "D"):
+        n = max(1000, int(n * SCALE.get(system, 1.0)))
     if name == "A":
         flush(client)
         one = run_once(system, {"role": "enqueue", "redis": URL, "n": n, "bulk": False})
-        flush(client)
-        bulk = run_once(system, {"role": "enqueue", "redis": URL, "n": n, "bulk": True})
-        return {"one_by_one_per_s": n / one["seconds"], "bulk_per_s": n / bulk["seconds"]}
+        result = {"one_by_one_per_s": n / one["seconds"]}
+        if system not in NO_BULK:
+            flush(client)
+            bulk = run_once(system, {"role": "enqueue", "redis": URL, "n": n, "bulk": True})
+            result["bulk_per_s"] = n / bulk["seconds"]
+        return result
     if name == "B":
         return {
+            "jobs": n,
             "1 proc": throughput(client, system, n, 1, 100, 0),
             "2 procs": throughput(client, system, n, 2, 100, 0),
         }
     if name == "C":
-        return latency(client, system, a.latency_jobs)
+        return latency(client, system, LATENCY_JOBS.get(system, a.latency_jobs))
     if name == "D":
         return {
+            "jobs": n,
             "c100": throughput(client, system, n, 1, 100, 1),
             "c1000": throughput(client, system, n, 1, 1000, 1),
         }
@@ -253,6 +276,8 @@ def workload(client: Any, name: str, system: str, a: argparse.Namespace) -> dict
 
 URL = ""
 BASE = "bullmq-node-5"
+#: Peers without a bulk-enqueue API (see peer-figures.md): no bulk figure for them.
+NO_BULK = {"arq", "celery", "saq", "dramatiq"}
 
 
 def machine() -> dict[str, Any]:
@@ -416,6 +441,8 @@ def main() -> None:
         for run in range(a.runs):
             for w in loads:
                 for system in systems:  # interleaved: every system sees the same conditions
+                    if not applies(w, system):
+                        continue
                     try:
                         result = workload(client, w, system, a)
                     except Exception as exc:
