@@ -165,7 +165,7 @@ def throughput(
     peak = 0.0
     marks = {int(n * f) for f in (0.02, 0.5, 0.99)} if samples is not None else set()
     try:
-        deadline = time.time() + 900
+        deadline = time.time() + 120
         while True:
             done = int(client.hget("bench:done", "count") or 0)
             rss = workers.rss_mb()

@@ -29,8 +29,9 @@ async function enqueue(n, bulk) {
 }
 
 async function work(concurrency, sleepMs) {
-  const queue = new Queue(QUEUE, { connection });
-  const client = await queue.client;
+  // The counter's own connection (Queue.client differs between 5.x and 6.x).
+  const { default: IORedis } = await import('ioredis');
+  const client = new IORedis(args.redis);
   let pending = 0, first = null, last = 0, sentFirst = false;
   setInterval(async () => {
     const p = pending; pending = 0;
