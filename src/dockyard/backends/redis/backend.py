@@ -103,9 +103,12 @@ class RedisBackend:
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
-        # Every add is sent in the same event-loop turn: one write, one round trip.
-        replies = await asyncio.gather(*(self.add(job) for job in jobs))
-        return list(replies)
+        batch = [
+            (j.job_id, j.name, j.data, j.opts, j.timestamp, j.delay, j.priority, j.lifo)
+            for j in jobs
+        ]
+        replies = await self._call("add_bulk", self.scripts.add_jobs(batch))
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in replies]
 
     # -- reads ------------------------------------------------------------------------
 

@@ -41,6 +41,21 @@ class Script:
             raise reply
         return reply
 
+    async def run_many(
+        self, client: RedisClient, keys: Sequence[str], arg_lists: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        """Run the script once per argument list, all written at once (one round trip)."""
+        conn = await client.connection()
+        head = (b"EVALSHA", self.sha, self.num_keys, *keys)
+        futures = [conn.send((*head, *args)) for args in arg_lists]
+        replies = [await fut for fut in futures]  # replies come in order
+        for i, reply in enumerate(replies):
+            if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+                replies[i] = await self.run(client, keys, arg_lists[i])
+            elif isinstance(reply, ReplyError):
+                raise reply
+        return replies
+
 
 @cache
 def load_scripts() -> dict[str, Script]:
@@ -173,6 +188,14 @@ class QueueScripts:
         )
         reply: bytes = await self._add.run(self._client, self._add_keys, args)
         return reply
+
+    async def add_jobs(self, jobs: Sequence[tuple[Any, ...]]) -> list[bytes]:
+        """addJob for many jobs in one round trip; ``jobs`` as add_job's arguments."""
+        arg_lists = [
+            (self._prefix, _s(cid), name, data, opts, ts, delay, prio, b"1" if lifo else b"0")
+            for cid, name, data, opts, ts, delay, prio, lifo in jobs
+        ]
+        return await self._add.run_many(self._client, self._add_keys, arg_lists)
 
     async def move_to_active(
         self,
