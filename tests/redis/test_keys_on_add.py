@@ -105,3 +105,12 @@ async def test_scripts_reload_after_the_servers_script_cache_is_flushed(
     redis_sync.script_flush()
     job = await queue.add("b", {})
     assert redis_sync.exists(f"bull:q:{job.id}")
+
+
+async def test_a_bulk_add_reloads_flushed_scripts_too(
+    queue: Queue, redis_sync: redis.Redis
+) -> None:
+    await queue.add("a", {})
+    redis_sync.script_flush()
+    jobs = await queue.add_bulk([("b", {}), ("c", {})])
+    assert [redis_sync.hget(f"bull:q:{job.id}", "name") for job in jobs] == ["b", "c"]
