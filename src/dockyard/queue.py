@@ -13,17 +13,8 @@ from .errors import InvalidJobError, InvalidOptionError
 from .job import Job, dump_json
 from .options import JobOptions, build_options, to_ms
 
-#: Counts ``get_job_counts()`` reports when no states are named.
-DEFAULT_COUNT_STATES = (
-    "waiting",
-    "active",
-    "delayed",
-    "prioritized",
-    "completed",
-    "failed",
-    "paused",
-    "waiting-children",
-)
+#: Counts ``get_job_counts()`` reports when no states are named: every state.
+DEFAULT_COUNT_STATES = STATES
 
 
 class Queue:
