@@ -1,9 +1,16 @@
-"""A dockyard worker in its own process, for tests that signal or kill it.
+"""A dockyard worker in a process of its own, for tests that signal or kill it.
 
-argv[1] is JSON: ``{"redis", "queue", "concurrency", "lock_duration", "stalled_interval",
-"log"}``. Each job sleeps ``data["sleep"]`` seconds; its id is appended to the file ``log``
-when it starts (``start <id>``) and ends (``end <id>``). Prints ``ready`` once running; the
-worker's own log goes to stdout too.
+Usage: ``python worker_proc.py URL QUEUE LOG [OPTIONS_JSON]``
+
+- ``OPTIONS_JSON`` holds Worker keyword options (``concurrency``, ``lock_duration``,
+  ``stalled_interval``, ``max_stalled_count``, ...) and optionally ``"sleep"``: when given,
+  every job sleeps that long instead of its own ``data["sleep"]`` (so a rescuing worker can
+  finish quickly jobs that were slow for the worker it replaces).
+- The handler is ``async``: it appends ``start <id>`` to the file LOG, sleeps
+  ``data["sleep"]`` seconds (default 0), appends ``end <id>`` and returns ``"ok"``.
+- Prints ``ready`` once ``Worker.run()`` is going (its signal handlers are installed);
+  the worker's own log lines (``dockyard.*`` at INFO) go to stdout as well.
+- SIGTERM/SIGINT are the worker's own: graceful on the first, immediate on the second.
 """
 
 from __future__ import annotations
@@ -17,31 +24,32 @@ from typing import Any
 from dockyard import Job, Worker
 
 
-async def main(args: dict[str, Any]) -> None:
+async def main(url: str, queue: str, log_path: str, options: dict[str, Any]) -> None:
+    sleep_override = options.pop("sleep", None)
+
     def note(text: str) -> None:
-        with open(args["log"], "a") as log:
+        with open(log_path, "a") as log:
             log.write(text + "\n")
 
     async def handle(job: Job) -> str:
         note(f"start {job.id}")
-        await asyncio.sleep(job.data.get("sleep", 0))
+        data = job.data if isinstance(job.data, dict) else {}
+        await asyncio.sleep(sleep_override if sleep_override is not None else data.get("sleep", 0))
         note(f"end {job.id}")
         return "ok"
 
-    worker = Worker(
-        args["queue"],
-        handle,
-        url=args["redis"],
-        concurrency=args.get("concurrency", 1),
-        lock_duration=args.get("lock_duration", 30.0),
-        stalled_interval=args.get("stalled_interval", 30.0),
-    )
+    worker = Worker(queue, handle, url=url, **options)
     runner = asyncio.create_task(worker.run())
+    # One step of run() installs its SIGTERM/SIGINT handlers before its first await.
     await asyncio.sleep(0)
     print("ready", flush=True)
     await runner
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-    asyncio.run(main(json.loads(sys.argv[1])))
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s"
+    )
+    url, queue, log_path = sys.argv[1:4]
+    opts = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    asyncio.run(main(url, queue, log_path, opts))

@@ -254,14 +254,16 @@ class RedisClient:
                     self.address, name=self.name, timeout=self.connect_timeout
                 )
             except (OSError, TimeoutError) as exc:
-                if deadline is not None and time.monotonic() + pause > deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     raise BackendUnavailableError(
                         f"cannot reach Redis at {self.address}: {exc}. Is it running, and is "
                         "the URL right?"
                     ) from None
                 if attempt == 1 or attempt % 20 == 0:
                     log.warning("Redis at %s unreachable (%s); retrying", self.address, exc)
-                await asyncio.sleep(pause)
+                # Never sleep past the deadline: try once more right at it.
+                await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
                 pause = min(pause * 2, 2.0)
                 continue
             if was_connected or attempt > 1:
