@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +13,7 @@ from ..waiting import wait_for
 
 __all__ = ["wait_for"]
 
-BACKENDS = ["redis"]
+BACKENDS = ["redis", "memory"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,6 +22,8 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
         return url
+    if request.param == "memory":
+        return f"memory://test-{uuid.uuid4().hex}"  # a fresh store per test
     raise AssertionError(request.param)
 
 

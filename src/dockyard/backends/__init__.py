@@ -26,13 +26,17 @@ def open_backend(
         from .redis import RedisBackend
 
         return RedisBackend(url, queue, prefix=prefix, retry_for=retry_for)
-    if scheme in ("sqlite", "memory", "redis+cluster"):
+    if scheme == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend(url, queue, prefix=prefix)
+    if scheme in ("sqlite", "redis+cluster"):
         raise NotSupportedError(
             f"the {scheme}:// backend is not available in this version; use redis://"
         )
     raise InvalidOptionError(
-        f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix:// "
-        "(sqlite:// and memory:// are planned)"
+        f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
+        "memory:// (sqlite:// is planned)"
     )
 
 
