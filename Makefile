@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 NODE_DIR := tests/interop
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv redis node bench clean
+.PHONY: demo test lint venv redis node chromium bench clean
 
-demo: venv redis
+demo: venv
 	$(PY) -m dockyard demo
 
-test: venv redis node lint
+test: venv redis node chromium lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -26,12 +26,16 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dockyard needs Python 3.11+"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast]'
+	$(PY) -m pip install -q -e '.[dev,fast,web]'
 	touch $(STAMP)
 
 # redis-server: the tests and the demo start private ones; install it when missing.
 redis:
 	@command -v redis-server >/dev/null 2>&1 || bash scripts/install-redis.sh
+
+# Debian's chromium for the dashboard's browser tests (Playwright drives it).
+chromium:
+	@test -x /usr/bin/chromium || bash scripts/install-chromium.sh
 
 # Node BullMQ for the interop tests, from the committed lock file.
 node: $(NODE_DIR)/node_modules/.stamp

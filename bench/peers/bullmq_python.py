@@ -1,13 +1,18 @@
-"""The official Python ``bullmq`` package as a benchmark peer (same roles as dockyard_peer)."""
+"""The official Python ``bullmq`` package as a benchmark peer (same roles as dockyard_peer).
+
+Settings: ``Worker(q, fn, {"concurrency": 100})`` on asyncio's default loop (as its docs);
+latency via a ``QueueEvents`` 'completed' listener (3.4.4 has no ``waitUntilFinished``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
 from bullmq import Queue, QueueEvents, Worker
-from common import Counter, args, emit, now_ms
+from common import Counter, args, emit, now_ms, quiet_logging
 
 QUEUE = "bench"
 
@@ -29,10 +34,10 @@ async def enqueue(url: str, n: int, bulk: bool) -> None:
 
 
 async def work(url: str, concurrency: int, sleep_ms: float) -> None:
-    counter = Counter(url)
+    counter = Counter(url) if sleep_ms >= 0 else None
 
     async def noop(job: Any, token: str) -> Any:
-        if sleep_ms < 0:
+        if counter is None:
             return now_ms()
         counter.started()
         if sleep_ms:
@@ -40,9 +45,10 @@ async def work(url: str, concurrency: int, sleep_ms: float) -> None:
         counter.done()
         return None
 
-    Worker(QUEUE, noop, {"connection": url, "concurrency": concurrency})
+    worker = Worker(QUEUE, noop, {"connection": url, "concurrency": concurrency})
     emit(ready=True)
     await asyncio.Event().wait()
+    await worker.close()
 
 
 async def latency(url: str, n: int, warmup: int) -> None:
@@ -70,12 +76,11 @@ async def latency(url: str, n: int, warmup: int) -> None:
             start.append(began - before)
             done.append(after - before)
     emit(start=start, done=done)
-    import os
-
     os._exit(0)  # QueueEvents.close() of 3.4.4 can hang (see peer-figures.md)
 
 
 def main() -> None:
+    quiet_logging()
     a = args()
     role = a["role"]
     if role in ("enqueue", "fill"):

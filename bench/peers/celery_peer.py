@@ -1,7 +1,15 @@
-"""Celery as a benchmark peer: --pool=solo, Redis broker, results only for the latency test."""
+"""Celery as a benchmark peer (see common.py for the roles).
+
+Settings: Redis broker, ``--pool=solo`` (or ``"pool": "prefork"|"threads"`` with
+``"pool_concurrency"``), ``--without-gossip --without-mingle --without-heartbeat``,
+``--loglevel=WARNING``, no result backend (``task_ignore_result``) except for the latency
+test, which uses the Redis result backend and ``AsyncResult.get()``. Celery has no bulk
+enqueue (``group`` publishes one message at a time).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
 from celery import Celery
@@ -9,23 +17,32 @@ from celery.signals import worker_ready
 from common import Counter, args, emit, now_ms
 
 A = args()
-latency_mode = A["role"] == "latency" or A.get("sleep_ms", 0) < 0
-app = Celery("bench", broker=A["redis"], backend=A["redis"] if latency_mode else None)
-app.conf.task_ignore_result = not latency_mode
+LATENCY = A["role"] == "latency" or A.get("sleep_ms", 0) < 0
+app = Celery("bench", broker=A["redis"], backend=A["redis"] if LATENCY else None)
+app.conf.task_ignore_result = not LATENCY
 app.conf.task_default_queue = "bench"
 app.conf.worker_hijack_root_logger = False
-COUNTER: Counter | None = None
+app.conf.broker_connection_retry_on_startup = True
+_counter: tuple[int, Counter] | None = None
+
+
+def counter() -> Counter:
+    """This process's counter (prefork children each start their own)."""
+    global _counter
+    if _counter is None or _counter[0] != os.getpid():
+        _counter = (os.getpid(), Counter(A["redis"]))
+    return _counter[1]
 
 
 @app.task(name="noop")
 def noop(i: int) -> float | None:
-    if A.get("sleep_ms", 0) < 0:
+    if LATENCY:
         return now_ms()
-    assert COUNTER is not None
-    COUNTER.started()
+    c = counter()
+    c.started()
     if A.get("sleep_ms"):
         time.sleep(A["sleep_ms"] / 1000)
-    COUNTER.done()
+    c.done()
     return None
 
 
@@ -35,7 +52,6 @@ def ready(**_: object) -> None:
 
 
 def main() -> None:
-    global COUNTER
     role = A["role"]
     if role in ("enqueue", "fill"):
         if A.get("bulk") and role == "enqueue":
@@ -47,30 +63,35 @@ def main() -> None:
                 noop.apply_async((i,), connection=conn)
         emit(seconds=time.perf_counter() - started)
     elif role == "work":
-        COUNTER = Counter(A["redis"])
-        app.worker_main(
-            [
-                "worker",
-                "--pool=solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel=WARNING",
-                "-Q",
-                "bench",
-            ]
-        )
+        pool = A.get("pool", "solo")
+        argv = [
+            "worker",
+            f"--pool={pool}",
+            f"--hostname=bench{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=WARNING",
+            "-Q",
+            "bench",
+        ]
+        if pool != "solo":
+            argv.append(f"--concurrency={A.get('pool_concurrency', 2)}")
+        app.worker_main(argv)
     elif role == "latency":
         start: list[float] = []
         done: list[float] = []
-        for i in range(10 + A["n"]):
+        warmup = A.get("warmup", 10)
+        for i in range(warmup + A["n"]):
             before = now_ms()
             began = noop.delay(i).get(timeout=10)
             after = now_ms()
-            if i >= 10:
+            if i >= warmup:
                 start.append(float(began) - before)
                 done.append(after - before)
         emit(start=start, done=done)
+    else:
+        raise SystemExit(f"unknown role {role}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
-"""dockyard as a benchmark peer: enqueue, fill, work and latency roles."""
+"""dockyard as a benchmark peer: enqueue, fill, work and latency roles (see common.py).
+
+Settings: ``Worker(queue, handler, url=..., concurrency=100)``, defaults otherwise; the
+event loop is asyncio's own unless ``"loop": "uvloop"`` is given (on this machine uvloop
+measured slower with dockyard's auto-pipelined client; bench/RESULTS.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
-from common import Counter, args, emit, now_ms
+from common import Counter, args, emit, now_ms, quiet_logging
 
 from dockyard import Job, Queue, Worker
 
 QUEUE = "bench"
+A = args()
 
 
 async def enqueue(url: str, n: int, bulk: bool) -> None:
     async with Queue(QUEUE, url=url) as queue:
-        await queue.get_job_counts("waiting")  # connect before timing
+        await queue.get_job_counts("waiting")  # connected before the clock starts
         started = time.perf_counter()
         if bulk:
             for i in range(0, n, 1000):
@@ -27,18 +34,22 @@ async def enqueue(url: str, n: int, bulk: bool) -> None:
 
 
 async def work(url: str, concurrency: int, sleep_ms: float) -> None:
-    counter = Counter(url)
+    if sleep_ms < 0:  # latency: the job's return value is its start time, no extra command
 
-    async def noop(job: Job) -> None:
-        counter.started()
-        if sleep_ms:
-            await asyncio.sleep(sleep_ms / 1000)
-        counter.done()
+        async def handler(job: Job) -> Any:
+            return now_ms()
 
-    async def timed(job: Job) -> float:
-        return now_ms()
+    else:
+        counter = Counter(url)
+        pause = sleep_ms / 1000
 
-    handler = timed if sleep_ms < 0 else noop
+        async def handler(job: Job) -> Any:
+            counter.started()
+            if pause:
+                await asyncio.sleep(pause)
+            counter.done()
+            return None
+
     async with Worker(QUEUE, handler, url=url, concurrency=concurrency):
         emit(ready=True)
         await asyncio.Event().wait()
@@ -54,26 +65,34 @@ async def latency(url: str, n: int, warmup: int) -> None:
             began: Any = await job.wait_until_finished(timeout=10)
             after = now_ms()
             if i >= warmup:
-                start.append(began - before)
+                start.append(float(began) - before)
                 done.append(after - before)
     emit(start=start, done=done)
 
 
-def main() -> None:
-    a = args()
-    role = a["role"]
-    try:
-        import uvloop
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    if A.get("loop", "asyncio") == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - the bench venv installs it
+            asyncio.run(coro)
+            return
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    else:
+        asyncio.run(coro)
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover
-        runner = asyncio.run
+
+def main() -> None:
+    quiet_logging()
+    role = A["role"]
+    url = A["redis"]
     if role in ("enqueue", "fill"):
-        runner(enqueue(a["redis"], a["n"], a.get("bulk", role == "fill")))
+        run(enqueue(url, A["n"], A.get("bulk", role == "fill")))
     elif role == "work":
-        runner(work(a["redis"], a.get("concurrency", 100), a.get("sleep_ms", 0)))
+        run(work(url, A.get("concurrency", 100), A.get("sleep_ms", 0)))
     elif role == "latency":
-        runner(latency(a["redis"], a["n"], a.get("warmup", 10)))
+        run(latency(url, A["n"], A.get("warmup", 10)))
     else:
         raise SystemExit(f"unknown role {role}")
 

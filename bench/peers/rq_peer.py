@@ -1,14 +1,17 @@
-"""RQ as a benchmark peer (SimpleWorker: no fork per job; the forking Worker is far slower).
+"""RQ as a benchmark peer (see common.py for the roles).
 
-The latency worker is started with ``sleep_ms`` < 0, so its jobs return their start time."""
+Settings: ``SimpleWorker`` (runs jobs in the worker process) or, with ``"worker": "fork"``,
+the default ``Worker`` (forks a child per job); logging at WARNING. Bulk enqueue with
+``Queue.enqueue_many`` of ``Queue.prepare_data``; latency via ``job.latest_result(timeout=10)``.
+"""
 
 from __future__ import annotations
 
 import time
 
 import rq_jobs
-from common import Counter, args, emit, now_ms
-from rq import Queue, SimpleWorker
+from common import Counter, args, emit, now_ms, quiet_logging
+from rq import Queue, SimpleWorker, Worker
 
 from redis import Redis
 
@@ -16,6 +19,7 @@ A = args()
 
 
 def main() -> None:
+    quiet_logging()
     redis = Redis.from_url(A["redis"])
     queue = Queue("bench", connection=redis)
     role = A["role"]
@@ -37,22 +41,32 @@ def main() -> None:
         emit(seconds=time.perf_counter() - started)
     elif role == "work":
         rq_jobs.SLEEP_MS = A.get("sleep_ms", 0)
+        forking = A.get("worker") == "fork"
         if rq_jobs.SLEEP_MS >= 0:
-            rq_jobs.COUNTER = Counter(A["redis"])
+            if forking:
+                rq_jobs.DIRECT_URL = A["redis"]
+            else:
+                rq_jobs.COUNTER = Counter(A["redis"])
+        worker_class = Worker if forking else SimpleWorker
         emit(ready=True)
-        SimpleWorker([queue], connection=redis).work(logging_level="WARNING")
+        worker_class([queue], connection=redis).work(logging_level="WARNING")
     elif role == "latency":
         start: list[float] = []
         done: list[float] = []
-        for i in range(10 + A["n"]):
+        warmup = A.get("warmup", 10)
+        for i in range(warmup + A["n"]):
             before = now_ms()
             job = queue.enqueue(rq_jobs.noop, i)
             result = job.latest_result(timeout=10)
             after = now_ms()
-            if i >= 10 and result is not None:
+            if result is None:
+                raise SystemExit(f"rq: no result for job {job.id} within 10 s")
+            if i >= warmup:
                 start.append(float(result.return_value) - before)
                 done.append(after - before)
         emit(start=start, done=done)
+    else:
+        raise SystemExit(f"unknown role {role}")
 
 
 if __name__ == "__main__":

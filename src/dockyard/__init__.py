@@ -7,6 +7,7 @@ from .errors import (
     InvalidJobError,
     InvalidOptionError,
     JobFailed,
+    JobLockedError,
     JobNotFoundError,
     JobStateError,
     LockLostError,
@@ -14,6 +15,7 @@ from .errors import (
     RateLimitError,
     UnrecoverableError,
 )
+from .events import QueueEvent, QueueEvents
 from .job import Job
 from .options import Backoff, JobOptions, KeepJobs
 from .queue import Queue
@@ -30,6 +32,7 @@ __all__ = [
     "InvalidOptionError",
     "Job",
     "JobFailed",
+    "JobLockedError",
     "JobNotFoundError",
     "JobOptions",
     "JobStateError",
@@ -37,6 +40,8 @@ __all__ = [
     "LockLostError",
     "NotSupportedError",
     "Queue",
+    "QueueEvent",
+    "QueueEvents",
     "RateLimitError",
     "UnrecoverableError",
     "Worker",

@@ -1,5 +1,5 @@
 """``python -m dockyard``: the same as the ``dockyard`` command."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Finish
 from .errors import DelayedError, InvalidOptionError, RateLimitError, UnrecoverableError
+from .isolate import HandlerError, Pool, target_of
 from .job import Job, dump_json
 from .options import to_ms
 
@@ -30,15 +31,28 @@ class Runner:
 
     def __init__(
         self,
-        handler: Handler | Mapping[str, Handler],
+        handler: Handler | str | Mapping[str, Handler | str],
         strategies: Mapping[str, BackoffStrategy],
         settings: WorkerSettings,
         executor: Callable[[], ThreadPoolExecutor],
+        isolate: bool = False,
     ) -> None:
+        self._pool: Pool | None = None
+        self._targets: dict[Any, str] = {}
+        if isolate:
+            self._pool = Pool()
+            if isinstance(handler, Mapping):
+                handler = {name: self._isolated(h) for name, h in handler.items()}
+            else:
+                handler = self._isolated(handler)
+        elif isinstance(handler, str) or (
+            isinstance(handler, Mapping) and any(isinstance(h, str) for h in handler.values())
+        ):
+            raise InvalidOptionError("handlers given by name ('module:function') need isolate=True")
         if isinstance(handler, Mapping):
             if not handler or not all(callable(h) for h in handler.values()):
                 raise InvalidOptionError("a handler mapping must map job names to callables")
-            self._routes: dict[str, Handler] = dict(handler)
+            self._routes: dict[str, Handler] = dict(handler)  # type: ignore[arg-type]
             self._default: Handler | None = None
         elif callable(handler):
             self._routes = {}
@@ -51,6 +65,13 @@ class Runner:
         self._strategies = dict(strategies)
         self._settings = settings
         self._executor = executor
+
+    def _isolated(self, handler: Any) -> Handler:
+        """Remember the name a child imports ``handler`` by (a callable, or a string)."""
+        target = target_of(handler)
+        runs: Handler = _by_name(target) if isinstance(handler, str) else handler
+        self._targets[runs] = target
+        return runs
 
     def _handler_for(self, name: str) -> Handler | None:
         return self._routes.get(name, self._default)
@@ -80,9 +101,17 @@ class Runner:
             value,
             keep=job.opts.remove_on_complete or self._settings.remove_on_complete,
             attempts=job.opts.attempts,
+            metrics=self._settings.metrics,
         )
 
+    async def close(self) -> None:
+        """Stop the isolated children, if any."""
+        if self._pool is not None:
+            await self._pool.close()
+
     async def _call(self, handler: Handler, job: Job) -> Any:
+        if self._pool is not None:
+            return await self._pool.run(self._targets[handler], job, job.opts.timeout)
         is_async = self._is_async.get(handler)
         if is_async is None:
             is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
@@ -108,13 +137,19 @@ class Runner:
             reason = f"job timed out after {job.opts.timeout:g} s"
         else:
             reason = str(exc) or type(exc).__name__
-        trace = "".join(traceback.format_exception(exc)).rstrip()
+        if isinstance(exc, HandlerError):
+            trace = exc.child_trace.rstrip()
+        else:
+            trace = "".join(traceback.format_exception(exc)).rstrip()
         attempt = job.attempts_made + 1
         if isinstance(exc, UnrecoverableError) or type(exc).__name__ == "UnrecoverableError":
             return self._final_failure(job, token, reason, trace)
-        if isinstance(exc, (DelayedError, RateLimitError)):
-            # Steering of these two comes with rate limits (the job is left as it is now).
-            return self._final_failure(job, token, reason, trace)
+        if isinstance(exc, DelayedError):
+            # The handler moved its own job (Job.move_to_delayed): nothing more to store.
+            return Finish(job.id, token, "none", "")
+        if isinstance(exc, RateLimitError):
+            # Back to the front of wait, no attempt counted; the worker waits out the limit.
+            return Finish(job.id, token, "release", "")
         if attempt >= job.opts.attempts:
             return self._final_failure(job, token, reason, trace)
         delay = self._backoff(job, attempt, exc)
@@ -174,7 +209,18 @@ class Runner:
             keep=job.opts.remove_on_fail or self._settings.remove_on_fail,
             attempts=job.opts.attempts,
             stacktrace=self._stack(job, trace),
+            metrics=self._settings.metrics,
         )
+
+
+def _by_name(target: str) -> Any:
+    """An isolated handler given by name: a placeholder the pool knows by its target."""
+
+    def placeholder(job: Job) -> None:  # never called: the child runs the real one
+        raise AssertionError(target)
+
+    placeholder.__qualname__ = target
+    return placeholder
 
 
 def _call_sync(handler: Handler, job: Job, loop: asyncio.AbstractEventLoop) -> Any:

@@ -1,31 +1,495 @@
-"""The ``dockyard`` command."""
+"""The ``dockyard`` command (also ``python -m dockyard``).
+
+Exit codes: 0 done; 1 the operation failed (no such job, a refused change, failed
+demo); 2 bad usage or input (unknown option, bad JSON, bad MODULE:HANDLER); 3 the store
+cannot be reached; 130 interrupted. User errors print one line, never a traceback.
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
+import asyncio
+import importlib
+import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.progress import Progress
+from rich.table import Table
+
+from .backends import list_queues, open_backend, resolve_url
+from .backends.base import STATES
+from .errors import BackendUnavailableError, DockyardError, InvalidOptionError
+from .job import Job
+from .queue import Queue
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="dockyard", description="dockyard job queue")
-    parser.add_argument(
-        "--url", default=os.environ.get("DOCKYARD_URL"), help="backend URL (default: $DOCKYARD_URL)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="a short end-to-end run on a private store")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "demo":
-        from .demo import main as demo
+class UserError(click.ClickException):
+    """A one-line error for the user, with the exit code it deserves."""
 
-        return demo(args.url)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[red]error:[/red] {self.message}", highlight=False)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _run(coro: Coroutine[Any, Any, T], url: str | None = None) -> T:
+    """Run ``coro``; turn dockyard's errors into one-line messages and exit codes."""
+    try:
+        return asyncio.run(coro)
+    except BackendUnavailableError as exc:
+        where = resolve_url(url)
+        raise UserError(
+            f"cannot reach the store at {where}: is it running? ({exc})", EXIT_UNREACHABLE
+        ) from None
+    except (InvalidOptionError, ValueError) as exc:
+        raise UserError(str(exc), EXIT_USAGE) from None
+    except DockyardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--url``, ``--prefix`` and ``--json``, shared by the commands that read a store."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(fn)
+    fn = click.option("--prefix", default="bull", show_default=True, help="Key prefix.")(fn)
+    return click.option(
+        "--url", envvar="DOCKYARD_URL", help="Store URL (default: $DOCKYARD_URL, else Redis)."
+    )(fn)
+
+
+async def _with_queue(
+    url: str | None, prefix: str, name: str, action: Callable[[Queue], Awaitable[T]]
+) -> T:
+    """Open ``name`` with a short reconnect window (a command should fail fast)."""
+    backend = open_backend(url, name, prefix=prefix, retry_for=3.0)
+    async with Queue(name, prefix=prefix, backend=backend) as queue:
+        return await action(queue)
+
+
+def _job_dict(
+    job: Job, state: str | None = None, logs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "state": state,
+        "data": job.data,
+        "progress": job.progress,
+        "attempts_made": job.attempts_made,
+        "attempts_started": job.attempts_started,
+        "return_value": job.return_value,
+        "failed_reason": job.failed_reason,
+        "timestamp": job.timestamp,
+        "processed_on": job.processed_on,
+        "finished_on": job.finished_on,
+        "delay": job.delay,
+        "priority": job.priority,
+    }
+    if logs is not None:
+        entry["logs"] = list(logs)
+        entry["stacktrace"] = job.stacktrace
+    return entry
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dockyard")
+def main() -> None:
+    """dockyard: durable jobs for Python, on Redis (BullMQ's data model), SQLite or memory."""
+
+
+# -- worker -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:HANDLER")
+@click.option("-q", "--queue", required=True, help="Queue to work on.")
+@click.option("-c", "--concurrency", default=1, show_default=True, type=click.IntRange(1))
+@click.option("-p", "--processes", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--lock-duration", default=30.0, show_default=True, type=click.FloatRange(0.001))
+@click.option("--stalled-interval", default=30.0, show_default=True, type=click.FloatRange(0.001))
+@click.option("--max-stalled-count", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0))
+@click.option("--max-jobs", type=click.IntRange(1), help="Recycle a process after N jobs.")
+@click.option("--max-memory", type=click.IntRange(1), help="Recycle a process past N MB RSS.")
+@click.option("--name", help="Worker name (shown to BullMQ's getWorkers).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+@click.option("--log-jobs", is_flag=True, help="One INFO line per finished job.")
+@click.option("--isolate", is_flag=True, help="Run each job in a child process.")
+@click.option(
+    "--url", envvar="DOCKYARD_URL", help="Store URL (default: $DOCKYARD_URL, else Redis)."
+)
+@click.option("--prefix", default="bull", show_default=True)
+def worker(target: str, queue: str, processes: int, **opts: Any) -> None:
+    """Run MODULE:HANDLER (a function, or a dict of job name -> function) on a queue."""
+    from . import logs
+    from .runworker import WorkerCommand, load_handler
+
+    logs.configure(opts.pop("log_level"), opts.pop("log_format"))
+    command = WorkerCommand(target=target, queue=queue, processes=processes, **opts)
+    try:
+        load_handler(target)  # fail here, once, rather than in every child
+    except InvalidOptionError as exc:
+        raise UserError(str(exc), EXIT_USAGE) from None
+    code = command.run()
+    if code:
+        sys.exit(code)
+
+
+# -- producing ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("queue")
+@click.argument("name")
+@click.option("--data", default="{}", help="Job data as JSON.")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
+              help="Add many jobs: JSON lines of {'name', 'data', 'opts'}.")  # fmt: skip
+@click.option("--delay", type=float, help="Seconds before the job may run.")
+@click.option("--attempts", type=int, help="Tries before the job fails for good.")
+@click.option("--priority", type=int, help="1 (highest) .. 2097152; 0 = none.")
+@click.option("--job-id", help="A custom id; adding an existing id adds nothing.")
+@click.option("--lifo", is_flag=True, help="Run it before the jobs already waiting.")
+@store_options
+def add(queue: str, name: str, data: str, path: str | None, url: str | None, prefix: str,
+        as_json: bool, **given: Any) -> None:  # fmt: skip
+    """Add a job NAME to QUEUE (or many, from --file)."""
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise UserError(f"--data is not valid JSON ({exc}); e.g. --data '{{\"to\": \"a@b.c\"}}'",
+                        EXIT_USAGE) from None  # fmt: skip
+    opts = {k: v for k, v in given.items() if v not in (None, False)}
+    if path is not None:
+        entries = _read_jobs_file(path, name)
+        ids = _run(_with_queue(url, prefix, queue, lambda q: _add_many(q, entries, as_json)), url)
+        if as_json:
+            _print_json({"ids": ids})
+        else:
+            out.print(f"added {len(ids):,} jobs to {queue}")
+        return
+
+    async def one(q: Queue) -> Job:
+        return await q.add(name, payload, **opts)
+
+    job = _run(_with_queue(url, prefix, queue, one), url)
+    if as_json:
+        _print_json({"id": job.id})
+    else:
+        out.print(f"added job {job.id} ({name}) to {queue}")
+
+
+def _read_jobs_file(path: str, default_name: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    entries: list[tuple[str, Any, dict[str, Any]]] = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError as exc:
+                raise UserError(f"{path}:{number}: not JSON ({exc})", EXIT_USAGE) from None
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}:{number}: each line must be a JSON object", EXIT_USAGE)
+            opts = entry.get("opts") or {}
+            if not isinstance(opts, dict):
+                raise UserError(f"{path}:{number}: 'opts' must be an object", EXIT_USAGE)
+            entries.append((str(entry.get("name", default_name)), entry.get("data"), opts))
+    return entries
+
+
+async def _add_many(
+    queue: Queue, entries: list[tuple[str, Any, dict[str, Any]]], quiet: bool
+) -> list[str]:
+    ids: list[str] = []
+    with Progress(console=err, transient=True, disable=quiet) as progress:
+        task = progress.add_task("adding", total=len(entries))
+        for start in range(0, len(entries), 1000):
+            batch = entries[start : start + 1000]
+            ids += [job.id for job in await queue.add_bulk(batch)]
+            progress.advance(task, len(batch))
+    return ids
+
+
+# -- reading ------------------------------------------------------------------------------
+
+_STAT_COLUMNS = ("waiting", "active", "delayed", "prioritized", "completed", "failed", "paused")
+
+
+async def _stats(url: str | None, prefix: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    wanted = list(names) or await list_queues(url, prefix)
+    result: dict[str, dict[str, Any]] = {}
+    for name in wanted:
+
+        async def read(q: Queue) -> dict[str, Any]:
+            counts: dict[str, Any] = await q.get_job_counts(*_STAT_COLUMNS)
+            counts["is_paused"] = await q.is_paused()
+            return counts
+
+        result[name] = await _with_queue(url, prefix, name, read)
+    return result
+
+
+def _stats_table(stats: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=f"dockyard queues  {time.strftime('%H:%M:%S')}")
+    table.add_column("queue")
+    for column in _STAT_COLUMNS:
+        table.add_column(column, justify="right")
+    for name, counts in stats.items():
+        label = f"{name} [yellow](paused)[/yellow]" if counts["is_paused"] else name
+        table.add_row(label, *(f"{counts[c]:,}" for c in _STAT_COLUMNS))
+    if not stats:
+        table.caption = "no queues in this store"
+    return table
+
+
+@main.command()
+@click.argument("queues", nargs=-1)
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1))
+@store_options
+def stats(queues: tuple[str, ...], watch: bool, interval: float, url: str | None, prefix: str,
+          as_json: bool) -> None:  # fmt: skip
+    """Job counts per state of QUEUES (every queue of the store when none is named)."""
+    if not watch:
+        result = _run(_stats(url, prefix, queues), url)
+        if as_json:
+            _print_json(result)
+        else:
+            out.print(_stats_table(result))
+        return
+
+    async def live() -> None:
+        with Live(_stats_table({}), console=out, auto_refresh=False) as screen:
+            while True:
+                screen.update(_stats_table(await _stats(url, prefix, queues)), refresh=True)
+                await asyncio.sleep(interval)
+
+    _run(live(), url)
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--state", default="waiting", show_default=True, type=click.Choice(STATES))
+@click.option("--start", default=0, show_default=True, type=int)
+@click.option("--end", default=19, show_default=True, type=int)
+@store_options
+def jobs(queue: str, state: str, start: int, end: int, url: str | None, prefix: str,
+         as_json: bool) -> None:  # fmt: skip
+    """List jobs of QUEUE in one state, newest first (a page: --start/--end)."""
+    found = _run(_with_queue(url, prefix, queue, lambda q: q.get_jobs(state, start, end)), url)
+    if as_json:
+        _print_json([_job_dict(j, state) for j in found])
+        return
+    table = Table(title=f"{queue}: {state} jobs {start}..{end}")
+    for column in ("id", "name", "attempts", "progress", "result / reason"):
+        table.add_column(column)
+    for j in found:
+        outcome = j.failed_reason if j.failed_reason else json.dumps(j.return_value, default=str)
+        table.add_row(j.id, j.name, str(j.attempts_made), str(j.progress), outcome or "")
+    out.print(table)
+
+
+@main.command()
+@click.argument("queue")
+@click.argument("job_id")
+@store_options
+def job(queue: str, job_id: str, url: str | None, prefix: str, as_json: bool) -> None:
+    """Show one job: state, progress, logs, return value or failure."""
+
+    async def read(q: Queue) -> dict[str, Any]:
+        found = await q.get_job(job_id)
+        if found is None:
+            raise UserError(f"no job {job_id} in queue {queue}")
+        return _job_dict(found, await found.get_state(), await q.get_job_logs(job_id))
+
+    entry = _run(_with_queue(url, prefix, queue, read), url)
+    if as_json:
+        _print_json(entry)
+        return
+    for key in ("id", "name", "state", "progress", "attempts_made", "data", "return_value",
+                "failed_reason"):  # fmt: skip
+        if entry.get(key) is not None:
+            out.print(f"[bold]{key:>14}[/bold]  {json.dumps(entry[key], default=str)}")
+    for line in entry["logs"]:
+        out.print(f"[dim]{'log':>14}[/dim]  {line}", highlight=False)
+    for trace in entry["stacktrace"][-1:]:
+        out.print(trace, highlight=False)
+
+
+# -- admin --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--state", default="failed", show_default=True,
+              type=click.Choice(["failed", "completed"]))  # fmt: skip
+@click.option("--count", type=click.IntRange(1), help="At most this many.")
+@click.option("--from-dlq", is_flag=True,
+              help="QUEUE is a dead-letter queue: send its jobs back.")  # fmt: skip
+@store_options
+def retry(queue: str, state: str, count: int | None, from_dlq: bool, url: str | None,
+          prefix: str, as_json: bool) -> None:  # fmt: skip
+    """Move failed (or completed) jobs of QUEUE back to waiting."""
+    if from_dlq:
+        moved = _run(_with_queue(url, prefix, queue,
+                                 lambda q: q.redrive_dead_letters(count=count)), url)  # fmt: skip
+        if as_json:
+            _print_json({"moved": moved})
+        else:
+            out.print(f"sent {moved:,} dead letter(s) of {queue} back to their queues")
+        return
+
+    async def move(q: Queue) -> int:
+        total = (await q.get_job_counts(state))[state]
+        total = min(total, count) if count else total
+        moved = 0
+        with Progress(console=err, transient=True, disable=as_json) as progress:
+            task = progress.add_task(f"retrying {state}", total=total)
+            while moved < total:
+                step = await q.retry_jobs(state=state, count=min(1000, total - moved))
+                if step == 0:
+                    break
+                moved += step
+                progress.advance(task, step)
+        return moved
+
+    moved = _run(_with_queue(url, prefix, queue, move), url)
+    if as_json:
+        _print_json({"moved": moved})
+    else:
+        out.print(f"moved {moved:,} {state} job(s) of {queue} back to waiting")
+
+
+@main.command()
+@click.argument("queue")
+@store_options
+def pause(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
+    """Pause QUEUE: workers (dockyard's and Node's) take no new jobs."""
+    _run(_with_queue(url, prefix, queue, lambda q: q.pause()), url)
+    _print_json({"paused": True}) if as_json else out.print(f"{queue} paused")
+
+
+@main.command()
+@click.argument("queue")
+@store_options
+def resume(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
+    """Resume a paused QUEUE."""
+    _run(_with_queue(url, prefix, queue, lambda q: q.resume()), url)
+    _print_json({"paused": False}) if as_json else out.print(f"{queue} resumed")
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--grace", default=0.0, show_default=True, type=float,
+              help="Only jobs older than this many seconds.")  # fmt: skip
+@click.option("--limit", default=0, show_default=True, type=int, help="At most N; 0 = all.")
+@click.option("--state", default="completed", show_default=True,
+              type=click.Choice(["completed", "failed", "delayed", "prioritized", "waiting",
+                                 "paused", "active"]))  # fmt: skip
+@store_options
+def clean(queue: str, grace: float, limit: int, state: str, url: str | None, prefix: str,
+          as_json: bool) -> None:  # fmt: skip
+    """Delete jobs of QUEUE in one state, older than --grace seconds."""
+
+    async def sweep(q: Queue) -> list[str]:
+        removed: list[str] = []
+        total = (await q.get_job_counts(state))[state]
+        total = min(total, limit) if limit else total
+        with Progress(console=err, transient=True, disable=as_json) as progress:
+            task = progress.add_task(f"cleaning {state}", total=total)
+            while len(removed) < total:
+                step = await q.clean(grace, min(1000, total - len(removed)), state)
+                if not step:
+                    break
+                removed += step
+                progress.advance(task, len(step))
+        return removed
+
+    removed = _run(_with_queue(url, prefix, queue, sweep), url)
+    if as_json:
+        _print_json({"removed": removed})
+    else:
+        out.print(f"removed {len(removed):,} {state} job(s) of {queue}")
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--delayed", is_flag=True, help="Also delete delayed jobs.")
+@store_options
+def drain(queue: str, delayed: bool, url: str | None, prefix: str, as_json: bool) -> None:
+    """Delete every job of QUEUE that waits to run."""
+    removed = _run(_with_queue(url, prefix, queue, lambda q: q.drain(delayed=delayed)), url)
+    if as_json:
+        _print_json({"removed": removed})
+    else:
+        out.print(f"removed {removed:,} waiting job(s) of {queue}")
+
+
+# -- demo and serve -----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--url", envvar="DOCKYARD_URL", help="Store URL (default: a new SQLite file).")
+def demo(url: str | None) -> None:
+    """A short end-to-end run on the embedded SQLite store (no server needed)."""
+    from .demo import main as run_demo
+
+    code = run_demo(url)
+    if code:
+        sys.exit(code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--url", envvar="DOCKYARD_URL", help="Store URL (default: ./dockyard.db).")
+@click.option("--prefix", default="bull", show_default=True)
+@click.option("--token", envvar="DOCKYARD_API_TOKEN", help="Bearer token for the API.")
+@click.option("--queue", "queues", multiple=True,
+              help="Serve only these queues (default: every queue in the store).")  # fmt: skip
+def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
+          queues: tuple[str, ...]) -> None:  # fmt: skip
+    """The HTTP API and web dashboard."""
+    try:
+        run_server = importlib.import_module("dockyard.web.serve").run
+    except ImportError as exc:
+        raise UserError(
+            f"the web app needs its extra: pip install 'dockyard[web]' ({exc})", EXIT_USAGE
+        ) from None
+    code = run_server(url=url, host=host, port=port, token=token, prefix=prefix,
+                      queues=list(queues) or None)  # fmt: skip
+    if code:
+        sys.exit(code)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point for ``python -m dockyard``: the exit code instead of SystemExit."""
+    try:
+        main.main(args=list(argv) if argv is not None else None, prog_name="dockyard")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

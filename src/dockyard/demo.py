@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from typing import Any
 
@@ -85,11 +86,10 @@ async def run_demo(url: str, echo: Any = print) -> int:
 
 
 def main(url: str | None) -> int:
-    """Run the demo on ``url``, or on a private redis-server started for the occasion."""
+    """Run the demo on ``url``, or on the embedded default: a new SQLite file (no server)."""
     if url:
         return asyncio.run(run_demo(url))
-    from .devserver import RedisServer
-
-    with RedisServer() as server:
-        print(f"started a private redis-server on port {server.port} (pid {server.pid})")
-        return asyncio.run(run_demo(server.url))
+    with tempfile.TemporaryDirectory(prefix="dockyard-demo-") as folder:
+        url = f"sqlite:///{folder}/jobs.db"
+        print(f"using the embedded SQLite store {url} (no server needed)")
+        return asyncio.run(run_demo(url))

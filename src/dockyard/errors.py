@@ -8,6 +8,7 @@ Everything dockyard raises derives from :class:`DockyardError`::
     ├── JobNotFoundError         the job does not exist (any more)
     ├── LockLostError            the job's lock is gone or belongs to another worker
     ├── JobStateError            the job is not in the state the operation needs
+    │   └── JobLockedError       a worker holds the job's lock, so it cannot be changed now
     ├── BackendUnavailableError  the store cannot be reached, after retries
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
@@ -49,6 +50,10 @@ class LockLostError(DockyardError):
 
 class JobStateError(DockyardError):
     """The job is not in the state this operation needs (e.g. not active); re-read its state."""
+
+
+class JobLockedError(JobStateError):
+    """A worker is running the job (it holds its lock); wait until it finishes, then retry."""
 
 
 class BackendUnavailableError(DockyardError, ConnectionError):

@@ -7,11 +7,19 @@ BullMQ's hash field names (``atm``, ``ats``, ``pb``, ``finishedOn``...) appear o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidJobError, InvalidOptionError, JobFailed
-from .options import JobOptions, to_ms
+from .errors import (
+    InvalidJobError,
+    InvalidOptionError,
+    JobFailed,
+    JobLockedError,
+    error_for_code,
+)
+from .options import JobOptions, to_epoch, to_ms, to_seconds
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -264,3 +272,103 @@ class Job:
             raise JobFailed(self.id, str(value))
         self.return_value = value
         return value
+
+    # -- management (admin) ---------------------------------------------------------------
+
+    def _check(self, code: int, operation: str) -> None:
+        if code < 0:
+            raise error_for_code(code, self.id, operation)
+
+    async def retry(self, state: str = "failed", *, reset_attempts: bool = False) -> None:
+        """Run a ``failed`` (or ``completed``) job again: it goes back to waiting.
+
+        ``reset_attempts`` starts its attempt count from zero, so it gets all its attempts.
+        """
+        if state not in ("failed", "completed"):
+            raise InvalidOptionError(f"retry takes state 'failed' or 'completed', got {state!r}")
+        code = await self._need_backend().reprocess(self.id, state, self.opts.lifo, reset_attempts)
+        self._check(code, f"retry from {state}")
+
+    async def promote(self) -> None:
+        """Run a delayed job now, without waiting for its delay."""
+        self._check(await self._need_backend().promote(self.id), "promote")
+        self.delay = 0.0
+
+    async def remove(self) -> None:
+        """Delete the job and its logs; refused with JobLockedError while a worker runs it."""
+        code = await self._need_backend().remove(self.id)
+        if code == 0:
+            raise JobLockedError(
+                f"job {self.id} is being processed (a worker holds its lock); remove it after "
+                "it finishes"
+            )
+        self._check(code, "remove")
+
+    async def change_priority(self, priority: int, *, lifo: bool = False) -> None:
+        """Give the job a new priority (0 = none, 1 = highest); a waiting job moves at once."""
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not 0 <= priority <= 2**21
+        ):
+            raise InvalidOptionError(
+                f"priority must be a whole number 0..2097152, got {priority!r}"
+            )
+        self._check(
+            await self._need_backend().change_priority(self.id, priority, lifo), "change_priority"
+        )
+        self.priority = priority
+
+    async def change_delay(self, delay: float | timedelta) -> None:
+        """Make a delayed job due ``delay`` seconds from now."""
+        seconds = to_seconds(delay, "delay")
+        code = await self._need_backend().change_delay(self.id, to_ms(seconds))
+        self._check(code, "change_delay")
+        self.delay = seconds
+
+    async def update_data(self, data: Any) -> None:
+        """Replace the job's data (JSON-able)."""
+        text = dump_json(data, "job data")
+        self._check(await self._need_backend().update_data(self.id, text), "update_data")
+        self.data = data
+
+    async def move_to_completed(self, return_value: Any = None, token: str | None = None) -> None:
+        """Complete a job you took by hand (manual processing) with ``token``, its lock token."""
+        await self._manual_finish("completed", dump_json(return_value, "return value"), token)
+        self.return_value = return_value
+
+    async def move_to_failed(self, reason: str, token: str | None = None) -> None:
+        """Fail a job you took by hand (manual processing); no further attempts are made."""
+        if not isinstance(reason, str):
+            raise InvalidOptionError(f"a failure reason must be a str, got {reason!r}")
+        await self._manual_finish("failed", reason, token)
+        self.failed_reason = reason
+
+    async def move_to_delayed(self, timestamp: float, token: str | None = None) -> None:
+        """From a handler: run this job again at ``timestamp`` (epoch seconds), without
+        counting an attempt; then ``raise DelayedError()`` so the worker leaves it there."""
+        from .backends.base import Finish
+
+        to_epoch(timestamp, "timestamp")
+        token = token if token is not None else self.token
+        if token is None:
+            raise InvalidOptionError(f"job {self.id} has no lock token; pass the job's token")
+        delay_ms = max(0, to_ms(timestamp - time.time()))
+        result = Finish(
+            job_id=self.id, token=token, outcome="delayed", value="", delay_ms=delay_ms,
+            attempts=self.opts.attempts, count_attempt=False,
+        )  # fmt: skip
+        await self._need_backend().finish(result, None)
+
+    async def _manual_finish(self, outcome: str, value: str, token: str | None) -> None:
+        from .backends.base import Finish
+
+        token = token if token is not None else self.token
+        if token is None:
+            raise InvalidOptionError(
+                f"job {self.id} has no lock token; pass the token the job was taken with"
+            )
+        result = Finish(
+            job_id=self.id, token=token, outcome=outcome, value=value, attempts=self.opts.attempts
+        )
+        await self._need_backend().finish(result, None)

@@ -47,7 +47,17 @@ RESERVED_IDS = frozenset(
 )
 
 
-def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
+# The longest duration any option takes. A delayed job's score is due_ms * 4096 + n and must
+# stay an exact double (< 2**53), which holds until about 2039; ten years keeps every sum
+# of now and a duration far from overflow.
+MAX_SECONDS = 10 * 365 * 86_400
+# The latest timestamp (epoch seconds) whose delayed score stays exact: 2**53 // 4096 ms.
+MAX_EPOCH = 2**53 // 4096 // 1000
+
+
+def to_seconds(
+    value: object, name: str, *, allow_zero: bool = True, most: float = MAX_SECONDS
+) -> float:
     """Read a duration given as seconds (int/float) or ``timedelta``; refuse bad values."""
     if isinstance(value, timedelta):
         secs = value.total_seconds()
@@ -60,7 +70,14 @@ def to_seconds(value: object, name: str, *, allow_zero: bool = True) -> float:
     if not math.isfinite(secs) or secs < 0 or (secs == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidOptionError(f"{name} must be {bound} seconds, got {value!r}")
+    if secs > most:
+        raise InvalidOptionError(f"{name} must be at most {most:,} seconds, got {value!r}")
     return secs
+
+
+def to_epoch(value: object, name: str) -> float:
+    """Read a point in time given as epoch seconds; refuse one past what the scores hold."""
+    return to_seconds(value, name, most=MAX_EPOCH)
 
 
 def to_ms(seconds: float) -> int:
@@ -266,6 +283,63 @@ def _looks_like_int(text: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Deduplication:
+    """BullMQ's deduplication: while a job with this ``id`` is kept (unfinished, or for
+    ``ttl`` seconds), adding another returns it instead. ``extend`` restarts the ttl on
+    each duplicate; ``replace`` swaps a still-delayed job for the new one (debounce)."""
+
+    id: str
+    ttl: float | None = None
+    extend: bool = False
+    replace: bool = False
+
+    @classmethod
+    def coerce(cls, value: object) -> Deduplication:
+        """Accept a Deduplication or ``{"id", "ttl" (s), "extend", "replace"}``."""
+        if isinstance(value, Deduplication):
+            return value
+        if not isinstance(value, Mapping) or set(value) - {"id", "ttl", "extend", "replace"}:
+            raise InvalidOptionError(
+                f"deduplication takes 'id', 'ttl' (seconds), 'extend' and 'replace', got {value!r}"
+            )
+        dedup_id = value.get("id")
+        if not isinstance(dedup_id, str) or not dedup_id:
+            raise InvalidOptionError(f"deduplication id must be a non-empty string: {dedup_id!r}")
+        ttl = value.get("ttl")
+        flags = [value.get("extend", False), value.get("replace", False)]
+        if not all(isinstance(f, bool) for f in flags):
+            raise InvalidOptionError("deduplication 'extend' and 'replace' are True or False")
+        return cls(
+            id=dedup_id,
+            ttl=None if ttl is None else to_seconds(ttl, "deduplication ttl", allow_zero=False),
+            extend=flags[0],
+            replace=flags[1],
+        )
+
+    def to_bullmq(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.ttl is not None:
+            out["ttl"] = to_ms(self.ttl)
+        if self.extend:
+            out["extend"] = True
+        if self.replace:
+            out["replace"] = True
+        return out
+
+    @classmethod
+    def from_bullmq(cls, value: object) -> Deduplication | None:
+        if not isinstance(value, Mapping) or not isinstance(value.get("id"), str):
+            return None
+        ttl = value.get("ttl")
+        return cls(
+            id=value["id"],
+            ttl=ttl / 1000 if isinstance(ttl, (int, float)) and ttl > 0 else None,
+            extend=bool(value.get("extend", False)),
+            replace=bool(value.get("replace", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobOptions:
     """Everything a job can be told at ``add`` time; times in seconds."""
 
@@ -281,6 +355,9 @@ class JobOptions:
     keep_logs: int | None = None
     stack_trace_limit: int | None = None
     timeout: float | None = None
+    deduplication: Deduplication | None = None
+    #: A queue that receives a copy of the job when it fails for good (its last attempt).
+    dead_letter_queue: str | None = None
     #: Options this version does not interpret (read from other producers), kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -310,6 +387,10 @@ class JobOptions:
             out["stackTraceLimit"] = self.stack_trace_limit
         if self.timeout is not None:
             out["timeout"] = to_ms(self.timeout)
+        if self.deduplication is not None:
+            out["de"] = self.deduplication.to_bullmq()
+        if self.dead_letter_queue is not None:
+            out["dlq"] = self.dead_letter_queue
         return out
 
     @classmethod
@@ -329,6 +410,8 @@ class JobOptions:
             "keepLogs",
             "stackTraceLimit",
             "timeout",
+            "de",
+            "dlq",
         }
         attempts = _num(raw.get("attempts"), 0)
         return cls(
@@ -344,6 +427,8 @@ class JobOptions:
             keep_logs=_opt_int(raw.get("kl", raw.get("keepLogs"))),
             stack_trace_limit=_opt_int(raw.get("stackTraceLimit")),
             timeout=_num(raw["timeout"], 0) / 1000 if "timeout" in raw else None,
+            deduplication=Deduplication.from_bullmq(raw.get("de", raw.get("debounce"))),
+            dead_letter_queue=str(raw["dlq"]) if isinstance(raw.get("dlq"), str) else None,
             extra={k: v for k, v in raw.items() if k not in known},
         )
 
@@ -379,6 +464,8 @@ OPTION_NAMES = (
     "keep_logs",
     "stack_trace_limit",
     "timeout",
+    "deduplication",
+    "dead_letter_queue",
 )
 
 
@@ -399,6 +486,8 @@ def build_options(base: JobOptions | None = None, /, **given: Any) -> JobOptions
             "keep_logs",
             "stack_trace_limit",
             "timeout",
+            "deduplication",
+            "dead_letter_queue",
             "remove_on_complete",
             "remove_on_fail",
         ):
@@ -429,8 +518,16 @@ def _lifo(value: object) -> bool:
     return value
 
 
+def _queue_name(value: object) -> str:
+    if not isinstance(value, str) or not value or ":" in value:
+        raise InvalidOptionError(
+            f"dead_letter_queue must be a queue name (non-empty, no ':'), got {value!r}"
+        )
+    return value
+
+
 def _timestamp(value: object) -> float:
-    return to_seconds(value, "timestamp")
+    return to_epoch(value, "timestamp")
 
 
 _VALIDATORS: dict[str, Any] = {
@@ -446,4 +543,6 @@ _VALIDATORS: dict[str, Any] = {
     "keep_logs": lambda v: _non_negative_int(v, "keep_logs"),
     "stack_trace_limit": lambda v: _non_negative_int(v, "stack_trace_limit"),
     "timeout": lambda v: to_seconds(v, "timeout", allow_zero=False),
+    "deduplication": Deduplication.coerce,
+    "dead_letter_queue": _queue_name,
 }

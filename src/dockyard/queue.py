@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from .backends import Backend, open_backend
 from .backends.base import STATES, NewJob
-from .errors import InvalidJobError, InvalidOptionError
+from .errors import (
+    InvalidJobError,
+    InvalidOptionError,
+    JobLockedError,
+    JobNotFoundError,
+    JobStateError,
+)
 from .job import Job, dump_json
-from .options import JobOptions, build_options, to_ms
+from .options import MAX_EPOCH, JobOptions, build_options, to_epoch, to_ms, to_seconds
 
 #: Counts ``get_job_counts()`` reports when no states are named: every state.
 DEFAULT_COUNT_STATES = STATES
+#: The states ``clean`` can empty.
+CLEAN_STATES = ("completed", "failed", "delayed", "prioritized", "waiting", "paused", "active")
+#: The most jobs one ``get_jobs`` page may ask for.
+MAX_PAGE = 10_000
 
 
 class Queue:
@@ -59,9 +71,11 @@ class Queue:
     # -- adding ---------------------------------------------------------------------
 
     def _prepare(self, name: str, data: Any, options: Mapping[str, Any]) -> tuple[NewJob, Job]:
+        return self._prepare_with(name, data, build_options(self.default_job_options, **options))
+
+    def _prepare_with(self, name: str, data: Any, opts: JobOptions) -> tuple[NewJob, Job]:
         if not isinstance(name, str) or not name:
             raise InvalidJobError(f"a job name must be a non-empty string, got {name!r}")
-        opts = build_options(self.default_job_options, **options)
         data_text = dump_json(data if data is not None else {}, "job data")
         timestamp = opts.timestamp if opts.timestamp is not None else time.time()
         job = Job(
@@ -84,6 +98,9 @@ class Queue:
             priority=opts.priority,
             lifo=opts.lifo,
             job_id=opts.job_id,
+            dedup=None
+            if (d := opts.deduplication) is None
+            else (d.id, None if d.ttl is None else to_ms(d.ttl), d.extend, d.replace),
         )
         return new, job
 
@@ -142,13 +159,72 @@ class Queue:
         for label, value in (("start", start), ("end", end)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidOptionError(f"{label} must be a whole number, got {value!r}")
+        if 0 <= end < start:
+            raise InvalidOptionError(
+                f"end must be >= start (negative values count from the last), got {start}..{end}"
+            )
+        if start >= 0 and end >= 0 and end - start >= MAX_PAGE:
+            raise InvalidOptionError(
+                f"a page holds at most {MAX_PAGE:,} jobs, asked for {end - start + 1:,}; "
+                "read it in pages (start/end)"
+            )
         found: list[Job] = []
         for state in wanted:
-            for job_id in await self.backend.get_job_ids(state, start, end, asc):
-                job = await self.backend.get_job(job_id)
-                if job is not None:
-                    found.append(job)
+            ids = await self.backend.get_job_ids(state, start, end, asc)
+            # Concurrent reads go out in one write on Redis (auto-pipelining).
+            jobs = await asyncio.gather(*(self.backend.get_job(job_id) for job_id in ids))
+            found.extend(job for job in jobs if job is not None)
         return found
+
+    async def get_waiting(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Waiting jobs (also those waiting while the queue is paused), newest first."""
+        return await self.get_jobs(["waiting", "paused"], start, end)
+
+    async def get_active(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Jobs being processed now."""
+        return await self.get_jobs("active", start, end)
+
+    async def get_delayed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Delayed jobs, latest due first."""
+        return await self.get_jobs("delayed", start, end)
+
+    async def get_prioritized(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Ready jobs that have a priority, last to run first."""
+        return await self.get_jobs("prioritized", start, end)
+
+    async def get_completed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Completed jobs, most recently finished first."""
+        return await self.get_jobs("completed", start, end)
+
+    async def get_failed(self, start: int = 0, end: int = -1) -> list[Job]:
+        """Failed jobs, most recently failed first."""
+        return await self.get_jobs("failed", start, end)
+
+    async def count(self) -> int:
+        """Jobs still to run: waiting, paused, delayed, prioritized and waiting-children."""
+        counts = await self.backend.get_counts(
+            ["waiting", "paused", "delayed", "prioritized", "waiting-children"]
+        )
+        return sum(counts.values())
+
+    async def get_counts_per_priority(self, *priorities: int) -> dict[int, int]:
+        """How many ready jobs have each of ``priorities`` (0: jobs without a priority)."""
+        for p in priorities:
+            if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+                raise InvalidOptionError(f"a priority is a whole number >= 0, got {p!r}")
+        return await self.backend.get_counts_per_priority(list(priorities))
+
+    async def get_metrics(self, kind: str, start: int = 0, end: int = -1) -> dict[str, Any]:
+        """BullMQ's metrics of ``completed`` or ``failed`` jobs (recorded by workers with
+        ``metrics={"max_data_points": n}``): ``count`` in all, and ``data``, the jobs
+        finished in each minute, newest first."""
+        if kind not in ("completed", "failed"):
+            raise InvalidOptionError(f"metrics are 'completed' or 'failed', got {kind!r}")
+        return await self.backend.get_metrics(kind, start, end)
+
+    async def get_workers(self) -> list[dict[str, str]]:
+        """The workers on this queue now (Node BullMQ's and dockyard's on Redis)."""
+        return await self.backend.get_workers()
 
     async def get_job_logs(self, job_id: str, start: int = 0, end: int = -1) -> list[str]:
         """The job's log lines, oldest first."""
@@ -167,6 +243,162 @@ class Queue:
     async def is_paused(self) -> bool:
         """True while the queue is paused."""
         return await self.backend.is_paused()
+
+    # -- dead letters -----------------------------------------------------------------
+
+    async def add_dead_letter(self, job: Job, source_queue: str) -> Job:
+        """Store a copy of ``job`` (failed for good in ``source_queue``) in this queue, with
+        its failure; used by workers for jobs with ``dead_letter_queue``."""
+        data = {
+            "queue": source_queue,
+            "job_id": job.id,
+            "name": job.name,
+            "data": job.data,
+            "opts": job.opts.to_bullmq(),
+            "failed_reason": job.failed_reason,
+            "stacktrace": job.stacktrace[-1:],
+            "attempts_made": job.attempts_made,
+            "failed_at": job.finished_on or time.time(),
+        }
+        return await self.add(job.name, data)
+
+    async def redrive_dead_letters(self, *, count: int | None = None) -> int:
+        """Move dead letters waiting in this queue back to their original queues, as new
+        jobs with their original name, data and options; how many moved."""
+        moved = 0
+        while count is None or moved < count:
+            page = await self.get_jobs("waiting", 0, min(99, (count or 100) - moved - 1))
+            letters = [j for j in page if isinstance(j.data, dict) and "queue" in j.data]
+            if not letters:
+                return moved
+            for letter in letters:
+                info = letter.data
+                opts = replace(JobOptions.from_bullmq(info.get("opts") or {}), job_id=None,
+                               delay=0.0, timestamp=None)  # fmt: skip
+                target = Queue(info["queue"], prefix=self.prefix,
+                               backend=self.backend.sibling(info["queue"]))  # fmt: skip
+                try:
+                    new, _ = target._prepare_with(info.get("name") or letter.name,
+                                                    info.get("data"), opts)  # fmt: skip
+                    await target.backend.add(new)
+                finally:
+                    await target.close()
+                await self.remove(letter.id)
+                moved += 1
+        return moved
+
+    async def set_global_concurrency(self, concurrency: int | None) -> None:
+        """At most ``concurrency`` jobs of this queue run at once across every worker
+        (Node's too); None removes the limit."""
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise InvalidOptionError(
+                f"concurrency must be a whole number >= 1, got {concurrency!r}"
+            )
+        await self.backend.set_limits({"concurrency": concurrency})
+
+    async def set_global_rate_limit(self, max_jobs: int | None, duration: float = 1.0) -> None:
+        """At most ``max_jobs`` jobs start per ``duration`` seconds across every worker
+        (Node's too, kept in the store); None removes the limit."""
+        if max_jobs is None:
+            await self.backend.set_limits({"max": None, "duration": None})
+            return
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise InvalidOptionError(f"max_jobs must be a whole number >= 1, got {max_jobs!r}")
+        window = to_ms(to_seconds(duration, "duration", allow_zero=False))
+        await self.backend.set_limits({"max": max_jobs, "duration": window})
+
+    async def set_max_events(self, max_events: int) -> None:
+        """Keep about ``max_events`` entries in the queue's events stream (BullMQ's
+        ``maxLenEvents``; 10,000 by default)."""
+        if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 1:
+            raise InvalidOptionError(f"max_events must be a whole number >= 1, got {max_events!r}")
+        await self.backend.set_limits({"max_events": max_events})
+
+    async def get_global_limits(self) -> dict[str, float]:
+        """The limits set: ``concurrency``, ``max`` (jobs) and ``duration`` (seconds)."""
+        limits = await self.backend.get_limits()
+        out: dict[str, float] = {k: v for k, v in limits.items() if k in ("concurrency", "max")}
+        if "duration" in limits:
+            out["duration"] = limits["duration"] / 1000
+        return out
+
+    async def remove(self, job_id: str) -> bool:
+        """Delete a job and its logs; False if there was none. Refused with JobLockedError
+        while a worker runs it."""
+        code = await self.backend.remove(str(job_id))
+        if code == 0:
+            raise JobLockedError(
+                f"job {job_id} is being processed (a worker holds its lock); remove it after "
+                "it finishes"
+            )
+        return code == 1
+
+    async def retry_job(self, job_id: str, *, reset_attempts: bool = False) -> None:
+        """Run a failed (or completed) job again; see :meth:`Job.retry`."""
+        job = await self.get_job(job_id)
+        if job is None:
+            raise JobNotFoundError(f"job {job_id} does not exist in queue {self.name!r}")
+        state = await job.get_state()
+        if state not in ("failed", "completed"):
+            raise JobStateError(
+                f"job {job_id} is {state}; only failed or completed jobs can be retried"
+            )
+        await job.retry(state, reset_attempts=reset_attempts)
+
+    async def retry_jobs(
+        self, *, state: str = "failed", count: int | None = None, before: float | None = None
+    ) -> int:
+        """Move failed (or completed) jobs back to waiting, at most ``count``, only those
+        finished before ``before`` (epoch seconds) if given; how many moved."""
+        if state not in ("failed", "completed"):
+            raise InvalidOptionError(f"retry_jobs takes 'failed' or 'completed', got {state!r}")
+        return await self._move_to_wait(state, count, before)
+
+    async def promote_jobs(self, *, count: int | None = None) -> int:
+        """Run delayed jobs now, at most ``count``; how many moved."""
+        return await self._move_to_wait("delayed", count, None)
+
+    async def _move_to_wait(self, state: str, count: int | None, before: float | None) -> int:
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise InvalidOptionError(f"count must be a whole number >= 1 or None, got {count!r}")
+        if before is not None:
+            to_epoch(before, "before")
+        before_ms = to_ms(before) if before is not None else 2**53 // 4096 - 1
+        return await self.backend.move_jobs_to_wait(state, count or 2**31, before_ms)
+
+    async def drain(self, *, delayed: bool = False) -> int:
+        """Delete every job waiting to run (and delayed ones if ``delayed``); active,
+        completed and failed jobs stay. Returns how many were deleted."""
+        return await self.backend.drain(bool(delayed))
+
+    async def clean(self, grace: float, limit: int = 0, state: str = "completed") -> list[str]:
+        """Delete jobs of ``state`` older than ``grace`` seconds (at most ``limit``; 0 = no
+        limit); active jobs only when no worker holds them. Returns the ids deleted."""
+        seconds = to_seconds(grace, "grace", most=MAX_EPOCH)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidOptionError(f"limit must be a whole number >= 0, got {limit!r}")
+        if state not in CLEAN_STATES:
+            raise InvalidOptionError(f"clean works on {', '.join(CLEAN_STATES)}; got {state!r}")
+        before_ms = to_ms(time.time() - seconds)
+        return await self.backend.clean(state, before_ms, limit)
+
+    async def obliterate(self, *, force: bool = False) -> None:
+        """Delete the queue with every job and key. Pause it first; with active jobs it is
+        refused unless ``force``."""
+        code = await self.backend.obliterate(bool(force))
+        if code == -1:
+            raise JobStateError(
+                f"queue {self.name!r} must be paused before it is obliterated; call pause() first"
+            )
+        if code == -2:
+            raise JobStateError(
+                f"queue {self.name!r} has active jobs; wait for them to finish or obliterate "
+                "with force=True"
+            )
 
 
 def _check_states(states: Iterable[str]) -> None:

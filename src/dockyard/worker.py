@@ -53,6 +53,8 @@ class WorkerSettings:
     name: str | None = None
     remove_on_complete: KeepJobs | None = None
     remove_on_fail: KeepJobs | None = None
+    #: Data points of BullMQ metrics to keep (0 = record none).
+    metrics: int = 0
 
     def __post_init__(self) -> None:
         c = self.concurrency
@@ -65,20 +67,54 @@ class WorkerSettings:
             raise InvalidOptionError(f"worker name must be a string without spaces: {self.name!r}")
 
 
+def _metrics_points(metrics: Mapping[str, int] | None) -> int:
+    """``{"max_data_points": n}`` (BullMQ's worker ``metrics``) as n; 0 when off."""
+    if metrics is None:
+        return 0
+    points = metrics.get("max_data_points") if isinstance(metrics, Mapping) else None
+    if set(metrics) != {"max_data_points"} or isinstance(points, bool):
+        raise InvalidOptionError(f"metrics is {{'max_data_points': n}}, got {metrics!r}")
+    if not isinstance(points, int) or points < 1:
+        raise InvalidOptionError(f"max_data_points must be a whole number >= 1: {points!r}")
+    return points
+
+
+def _limiter(limiter: Mapping[str, float] | None) -> tuple[int | None, int | None]:
+    """``{"max": n, "duration": s}`` as (max, ms); BullMQ's worker ``limiter``."""
+    if limiter is None:
+        return None, None
+    if not isinstance(limiter, Mapping) or set(limiter) != {"max", "duration"}:
+        raise InvalidOptionError(
+            f"limiter is {{'max': jobs, 'duration': seconds}}, got {limiter!r}"
+        )
+    most = limiter["max"]
+    if isinstance(most, bool) or not isinstance(most, int) or most < 1:
+        raise InvalidOptionError(f"limiter max must be a whole number >= 1, got {most!r}")
+    return most, to_ms(to_seconds(limiter["duration"], "limiter duration", allow_zero=False))
+
+
 class Worker:
     """Runs ``handler`` for every job of queue ``queue``.
 
     ``handler`` is a callable taking a :class:`Job` (``async def`` runs on the event loop,
     a plain ``def`` in a thread pool) or a mapping from job name to such callables.
     ``await worker.run()`` works until :meth:`close` or SIGTERM/SIGINT (graceful: active
-    jobs finish; a second signal stops at once). ``async with Worker(...)`` runs it in the
-    background and closes it on exit.
+    jobs finish; a second signal stops at once and puts active jobs back to wait).
+    ``async with Worker(...)`` runs it in the background and closes it on exit.
+    ``log_jobs=True`` logs one INFO line per finished job (logger ``dockyard.worker``);
+    ``max_jobs=N`` closes the worker after N jobs (a supervisor then starts a fresh one).
+    ``isolate=True`` runs each job in a child process (see dockyard.isolate): the handler
+    must be importable by name (a module-level function, or a "module:function" string).
+    ``metrics={"max_data_points": n}`` records BullMQ's per-minute counts of finished jobs
+    (read them with ``Queue.get_metrics``; Node dashboards read them too).
+    ``limiter={"max": n, "duration": s}``: at most n jobs start per s seconds, counted in
+    the store across the workers that use the same limiter (BullMQ's worker limiter).
     """
 
     def __init__(
         self,
         queue: str,
-        handler: Handler | Mapping[str, Handler],
+        handler: Handler | str | Mapping[str, Handler | str],
         *,
         url: str | None = None,
         prefix: str = "bull",
@@ -91,6 +127,11 @@ class Worker:
         remove_on_complete: bool | int | Mapping[str, Any] | None = None,
         remove_on_fail: bool | int | Mapping[str, Any] | None = None,
         backoff_strategies: Mapping[str, BackoffStrategy] | None = None,
+        log_jobs: bool = False,
+        max_jobs: int | None = None,
+        limiter: Mapping[str, float] | None = None,
+        metrics: Mapping[str, int] | None = None,
+        isolate: bool = False,
         backend: Backend | None = None,
     ) -> None:
         self.settings = WorkerSettings(
@@ -106,15 +147,19 @@ class Worker:
             remove_on_fail=None
             if remove_on_fail is None
             else KeepJobs.coerce(remove_on_fail, "remove_on_fail"),
+            metrics=_metrics_points(metrics),
         )
         self.queue = queue
+        self.prefix = prefix
         self.id = uuid.uuid4().hex
         self.backend = (
             backend
             if backend is not None
             else open_backend(url, queue, prefix=prefix, retry_for=None)
         )
-        self._runner = Runner(handler, backoff_strategies or {}, self.settings, self._executor)
+        self._runner = Runner(
+            handler, backoff_strategies or {}, self.settings, self._executor, isolate=isolate
+        )
         self._keeper = LockKeeper(
             self.backend.reopen,
             self._held_locks,
@@ -132,6 +177,11 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._running = False
         self._signals = 0
+        self._limit_until = 0.0
+        self._limiter = _limiter(limiter)
+        self._max_jobs = max_jobs
+        self._close_pending = False
+        self._log_jobs = log.isEnabledFor(logging.INFO) and log_jobs
         self.processed = 0
 
     def __repr__(self) -> str:
@@ -190,6 +240,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.to_thread(self._keeper.stop)
+            await self._runner.close()
             if installed:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -204,25 +255,54 @@ class Worker:
             log.info("%s received: finishing %d active job(s)", sig.name, len(self._active))
             asyncio.get_running_loop().create_task(self.close())
         else:
-            log.warning("%s received again: stopping now; active jobs will stall", sig.name)
-            for task in self._slots:
-                task.cancel()
+            log.warning(
+                "%s received again: stopping now; %d active job(s) go back to wait",
+                sig.name,
+                len(self._active),
+            )
+            asyncio.get_running_loop().create_task(self.close(force=True))
 
     async def close(self, *, force: bool = False) -> None:
         """Stop taking jobs, let active ones finish (or abandon them if ``force``), then stop."""
-        if self._closing.is_set() and not force:
+        if self._closing.is_set() and not force and not self._close_pending:
             return
+        self._begin_close()
+        self._close_pending = False
+        with contextlib.suppress(Exception):
+            await self.backend.interrupt_wait()
+        if force:
+            abandoned = [job for job in self._active.values() if job.token is not None]
+            for task in self._slots:
+                task.cancel()
+            await self._release(abandoned)
+
+    def _begin_close(self) -> None:
+        """The synchronous half of close: take no more jobs, free idle slots."""
+        if not self._closing.is_set():
+            self._close_pending = True
         self._closing.set()
         self._want.set()
         while self._idle:
             fut = self._idle.popleft()
             if not fut.done():
                 fut.set_result(None)
-        with contextlib.suppress(Exception):
-            await self.backend.interrupt_wait()
-        if force:
-            for task in self._slots:
-                task.cancel()
+
+    async def _release(self, jobs: list[Job]) -> None:
+        """Put jobs whose handlers were stopped back at the front of wait at once (no
+        attempt counted), rather than leaving them to the stalled check."""
+        for job in jobs:
+            assert job.token is not None
+            with contextlib.suppress(Exception):
+                await self.backend.finish(Finish(job.id, job.token, "release", ""), None)
+
+    async def rate_limit(self, seconds: float) -> None:
+        """Take no new jobs for ``seconds`` (a limit found by a handler, e.g. an HTTP 429);
+        raise ``RateLimitError`` from the handler to put its job back untouched."""
+        seconds = to_seconds(seconds, "rate_limit")
+        self._limit_until = max(self._limit_until, time.monotonic() + seconds)
+
+    def _limited(self) -> bool:
+        return self._limit_until > time.monotonic()
 
     @property
     def closing(self) -> bool:
@@ -233,8 +313,13 @@ class Worker:
 
     def _lease(self) -> Lease:
         self._tokens += 1
+        limit_max, limit_ms = self._limiter
         return Lease(
-            f"{self.id}:{self._tokens}", to_ms(self.settings.lock_duration), self.settings.name
+            f"{self.id}:{self._tokens}",
+            to_ms(self.settings.lock_duration),
+            self.settings.name,
+            limit_max,
+            limit_ms,
         )
 
     async def _take(self) -> Job | None:
@@ -264,7 +349,24 @@ class Worker:
         finally:
             self._active.pop(job.id, None)
         self.processed += 1
-        next_lease = None if self._closing.is_set() else self._lease()
+        if self._log_jobs:
+            log.info(
+                "job %s %s: %s",
+                job.id,
+                job.name,
+                finish.outcome,
+                extra={"job_id": job.id, "job_name": job.name, "outcome": finish.outcome},
+            )
+        if finish.outcome == "failed" and job.opts.dead_letter_queue:
+            await self._dead_letter(job, finish)
+        limit = self._max_jobs
+        if limit is not None and self.processed >= limit and not self._closing.is_set():
+            log.info("recycling after %d jobs (max_jobs)", self.processed)
+            self._begin_close()
+            asyncio.get_running_loop().create_task(self.close())
+        if finish.outcome == "none":
+            return None
+        next_lease = None if self._closing.is_set() or self._limited() else self._lease()
         fetched = await self._store(job, finish, next_lease, 1 + len(self._idle))
         if fetched is None or not fetched.jobs:
             return None
@@ -295,6 +397,30 @@ class Worker:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
 
+    async def _dead_letter(self, job: Job, finish: Finish) -> None:
+        """Copy a job that failed for good into its dead-letter queue (retried through
+        connection loss; a worker crash in between loses the copy, not the failed job)."""
+        from .queue import Queue
+
+        name = job.opts.dead_letter_queue
+        assert name is not None
+        job.failed_reason = finish.value
+        job.attempts_made += 1
+        job.finished_on = time.time()
+        pause = 0.1
+        target = Queue(name, prefix=self.prefix, backend=self.backend.sibling(name))
+        try:
+            while True:
+                try:
+                    await target.add_dead_letter(job, self.queue)
+                    return
+                except ConnectionError as exc:
+                    log.warning("job %s: dead-letter copy failed (%s); retrying", job.id, exc)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+        finally:
+            await target.close()
+
     def _hand_out(self, job: Job) -> None:
         while self._idle:
             fut = self._idle.popleft()
@@ -311,6 +437,9 @@ class Worker:
             if not self._idle:
                 self._want.clear()
                 await self._want.wait()
+                continue
+            if self._limited():
+                await self._sleep(self._limit_until - time.monotonic())
                 continue
             try:
                 fetched = await self.backend.fetch(self._lease(), len(self._idle))

@@ -13,7 +13,7 @@ from ..waiting import wait_for
 
 __all__ = ["wait_for"]
 
-BACKENDS = ["redis", "memory"]
+BACKENDS = ["redis", "sqlite", "memory"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,6 +22,9 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
         return url
+    if request.param == "sqlite":
+        tmp = request.getfixturevalue("tmp_path")
+        return f"sqlite:///{tmp}/jobs.db"  # a fresh file per test
     if request.param == "memory":
         return f"memory://test-{uuid.uuid4().hex}"  # a fresh store per test
     raise AssertionError(request.param)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -133,3 +134,71 @@ async def test_job_states_over_its_life(queue: Queue, backend_url: str) -> None:
         await prio.wait_until_finished(timeout=5)
     assert await job.get_state() == "completed"
     assert await queue.get_job_counts("completed") == {"completed": 2}
+
+
+async def test_a_rate_limited_job_goes_back_untouched_and_completes(
+    queue: Queue, backend_url: str
+) -> None:
+    from dockyard import RateLimitError
+
+    runs: list[int] = []
+    worker: Worker
+
+    async def limited(job: Job) -> str:
+        runs.append(job.attempts_made)
+        if len(runs) == 1:
+            await worker.rate_limit(0.1)
+            raise RateLimitError()
+        return "ok"
+
+    job = await queue.add("a", {}, attempts=1)
+    worker = Worker("q", limited, url=backend_url)
+    async with worker:
+        assert await job.wait_until_finished(timeout=10) == "ok"
+    fresh = await queue.get_job(job.id)
+    assert fresh is not None
+    assert runs == [0, 0]  # the limited run did not count as an attempt
+    assert (fresh.attempts_made, fresh.attempts_started, fresh.failed_reason) == (1, 2, None)
+
+
+async def test_a_handler_can_delay_its_own_job_without_using_an_attempt(
+    queue: Queue, backend_url: str
+) -> None:
+    import time
+
+    from dockyard import DelayedError
+
+    runs: list[int] = []
+
+    async def later(job: Job) -> str:
+        runs.append(job.attempts_made)
+        if len(runs) == 1:
+            await job.move_to_delayed(time.time() + 0.1)
+            raise DelayedError()
+        return "later"
+
+    job = await queue.add("a", {}, attempts=1)
+    async with Worker("q", later, url=backend_url):
+        assert await job.wait_until_finished(timeout=10) == "later"
+    fresh = await queue.get_job(job.id)
+    assert fresh is not None and fresh.attempts_made == 1 and runs == [0, 0]
+
+
+async def test_a_forced_close_puts_active_jobs_back_to_wait_at_once(
+    queue: Queue, backend_url: str
+) -> None:
+    started = asyncio.Event()
+
+    async def forever(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job = await queue.add("a", {})
+    worker = Worker("q", forever, url=backend_url, lock_duration=30)
+    runner = asyncio.create_task(worker.run(handle_signals=False))
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.close(force=True)
+    await asyncio.wait_for(runner, 10)
+    assert await job.get_state() == "waiting"
+    fresh = await queue.get_job(job.id)
+    assert fresh is not None and fresh.attempts_made == 0 and fresh.attempts_started == 1

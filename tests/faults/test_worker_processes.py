@@ -77,15 +77,14 @@ async def test_sigterm_finishes_the_5_active_jobs_starts_none_of_the_20_waiting_
         assert "ats" not in hashes[job_id] and "processedOn" not in hashes[job_id]
 
 
-async def test_a_second_sigterm_exits_at_once_and_another_worker_recovers_the_jobs_as_stalled(
+async def test_a_second_sigterm_exits_at_once_and_puts_its_jobs_back_to_wait(
     redis_url: str, redis_sync: redis.Redis, tmp_path: Path, procs: list[WorkerProcess]
 ) -> None:
     """5 jobs of 30 s, concurrency 5, lock_duration 1 s, stalled_interval 0.5 s. Two
     SIGTERMs (the second once the first was handled): the process exits within 5 s; no
-    handler ended; the 5 jobs are still in ``active``, none completed. A new in-process
-    worker (same lock/stalled settings) recovers all 5 as stalled and completes them: its
-    handler runs once per job; each job ends with ats 2, stc 1, atm 1, one ``stalled``
-    and one ``completed`` event."""
+    handler ended; the 5 jobs are back in ``wait`` at once (not left to the stalled check),
+    with no attempt counted and no lock. A new in-process worker completes them: its handler
+    runs once per job; each job ends with ats 2, atm 1, no stall, one ``completed`` event."""
     ids = await _add(redis_url, 5, 30.0)
     settings = {"concurrency": 5, "lock_duration": 1, "stalled_interval": 0.5}
     proc = _spawn(procs, redis_url, tmp_path / "jobs.log", **settings)
@@ -99,10 +98,12 @@ async def test_a_second_sigterm_exits_at_once_and_another_worker_recovers_the_jo
     assert proc.said("received again"), proc.transcript()
     assert sorted(proc.jobs("start")) == sorted(ids)
     assert proc.jobs("end") == []
-    assert sorted(redis_sync.lrange("bull:q:active", 0, -1)) == sorted(ids)
+    assert redis_sync.llen("bull:q:active") == 0
+    assert sorted(redis_sync.lrange("bull:q:wait", 0, -1)) == sorted(ids)
     assert redis_sync.zcard("bull:q:completed") == 0
     for job_id, h in job_hashes(redis_sync, ids).items():
         assert h["ats"] == "1" and "atm" not in h and "finishedOn" not in h, (job_id, h)
+        assert not redis_sync.exists(f"bull:q:{job_id}:lock")
 
     calls: Counter[str] = Counter()
 
@@ -114,13 +115,13 @@ async def test_a_second_sigterm_exits_at_once_and_another_worker_recovers_the_jo
         "q", quick, url=redis_url, concurrency=5, lock_duration=1, stalled_interval=0.5
     ):
         await wait_for(
-            lambda: redis_sync.zcard("bull:q:completed") == 5, timeout=15, what="5 recovered"
+            lambda: redis_sync.zcard("bull:q:completed") == 5, timeout=15, what="5 completed"
         )
     assert calls == Counter(ids)
     for job_id, h in job_hashes(redis_sync, ids).items():
-        assert (h["ats"], h.get("stc"), h["atm"]) == ("2", "1", "1"), (job_id, h)
+        assert (h["ats"], h.get("stc"), h["atm"]) == ("2", None, "1"), (job_id, h)
         assert h["returnvalue"] == '"recovered"'
-    assert events_per_job(redis_sync, "stalled") == Counter(ids)
+    assert events_per_job(redis_sync, "stalled") == Counter()
     assert events_per_job(redis_sync, "completed") == Counter(ids)
     assert redis_sync.llen("bull:q:active") == 0 and redis_sync.llen("bull:q:wait") == 0
 

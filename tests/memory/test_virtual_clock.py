@@ -150,7 +150,9 @@ async def test_a_job_stalled_too_often_is_failed_by_the_next_worker(
         assert await job.get_state() == "waiting"
     stored = await queue.get_job(added.id)
     assert stored is not None
-    assert stored.deferred_failure == "job stalled more than allowable limit"
+    assert stored.deferred_failure.startswith(
+        "job stalled more than allowable limit (its worker died"
+    )
     ran: list[str] = []
 
     async def handler(job: Job) -> None:
@@ -240,3 +242,28 @@ async def test_a_fetch_promotes_at_most_a_thousand_due_jobs_as_the_scripts_do(
     assert counts == {"waiting": 999, "delayed": 500, "active": 1}
     clock.advance(0)  # advance promotes every due job
     assert (await queue.get_job_counts("delayed"))["delayed"] == 0
+
+
+async def test_metrics_fill_one_data_point_per_elapsed_minute(url: str, clock: ManualClock) -> None:
+    from dockyard import Queue, Worker
+
+    async def ok(job: Job) -> None:
+        return None
+
+    async with (
+        Queue("m", url=url) as queue,
+        Worker("m", ok, url=url, metrics={"max_data_points": 5}),
+    ):
+        for batch in (3, 2):
+            jobs = [await queue.add("a", {}) for _ in range(batch)]
+            for job in jobs:
+                await job.wait_until_finished(timeout=5)
+            clock.advance(120)  # two minutes later
+        last = await queue.add("a", {})
+        await last.wait_until_finished(timeout=5)
+        metrics = await queue.get_metrics("completed")
+    # Jobs per minute, newest first, written when a later minute is seen: 3 in the first
+    # minute, none in the next, 2 in the third, none in the fourth (the last job's minute
+    # is still open).
+    assert metrics["count"] == 6
+    assert metrics["data"] == [0, 2, 0, 3]

@@ -30,14 +30,45 @@ def open_backend(
         from .memory import MemoryBackend
 
         return MemoryBackend(url, queue, prefix=prefix)
-    if scheme in ("sqlite", "redis+cluster"):
+    if scheme == "sqlite":
+        from .sqlite import SqliteBackend
+
+        return SqliteBackend(url, queue, prefix=prefix)
+    if scheme == "redis+cluster":
         raise NotSupportedError(
-            f"the {scheme}:// backend is not available in this version; use redis://"
+            "the redis+cluster:// backend is not available in this version; use redis:// "
+            "(put a {hash tag} in the prefix to keep a queue in one cluster slot)"
         )
     raise InvalidOptionError(
         f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
-        "memory:// (sqlite:// is planned)"
+        "sqlite:///path/to/jobs.db or memory://"
     )
 
 
-__all__ = ["DEFAULT_URL", "Backend", "open_backend", "resolve_url"]
+async def list_queues(url: str | None = None, prefix: str = "bull") -> list[str]:
+    """Names of the queues under ``prefix`` in the store at ``url``, sorted."""
+    url = resolve_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis.admin import list_queue_names
+
+        return await list_queue_names(url, prefix)
+    if scheme == "memory":
+        from .memory import store_for
+
+        store = store_for(url)
+        with store.lock:
+            return sorted(name for (p, name) in store.queues if p == prefix)
+    if scheme == "sqlite":
+        from .sqlite import SqliteBackend
+
+        backend = SqliteBackend(url, "probe", prefix=prefix)
+        try:
+            return await backend.list_queue_names()
+        finally:
+            await backend.close()
+    open_backend(url, "probe", prefix=prefix)  # raises the same errors as opening a queue
+    raise NotSupportedError(f"listing queues is not available for {scheme}:// stores")
+
+
+__all__ = ["DEFAULT_URL", "Backend", "list_queues", "open_backend", "resolve_url"]

@@ -40,6 +40,8 @@ class NewJob:
     priority: int
     lifo: bool
     job_id: str | None
+    #: Deduplication: (id, ttl ms or None, extend, replace), or None.
+    dedup: tuple[str, int | None, bool, bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +73,11 @@ class Fetched:
 class Finish:
     """How one attempt ended, for ``Backend.finish``.
 
-    ``outcome`` is ``completed``, ``failed``, ``retry`` (back to wait) or ``delayed``
-    (retry after ``delay_ms``). ``value`` is the JSON return value or the failure reason.
+    ``outcome`` is ``completed``, ``failed``, ``retry`` (back to wait), ``delayed``
+    (retry after ``delay_ms``) or ``release`` (back to the front of wait untouched: no
+    attempt counted, as for a rate-limited job or a worker shutting down).
+    ``value`` is the JSON return value or the failure reason. ``count_attempt=False`` on
+    ``delayed`` leaves ``attempts_made`` as it is (a handler that delays its own job).
     """
 
     job_id: str
@@ -84,6 +89,22 @@ class Finish:
     delay_ms: int = 0
     lifo: bool = False
     stacktrace: str | None = None
+    count_attempt: bool = True
+    #: Record BullMQ's per-minute metrics of completed/failed jobs, keeping this many
+    #: data points (0 = do not record).
+    metrics: int = 0
+
+    @property
+    def keep_count(self) -> int:
+        """Finished jobs to keep by count, as the stores take it (-1 = keep all)."""
+        keep = self.keep
+        return -1 if keep is None or keep.count is None else keep.count
+
+    @property
+    def keep_age(self) -> float:
+        """Finished jobs to keep by age in seconds (0 = no age limit)."""
+        keep = self.keep
+        return 0.0 if keep is None or keep.age is None else keep.age
 
 
 class Backend(Protocol):
@@ -97,6 +118,9 @@ class Backend(Protocol):
 
     def reopen(self) -> Backend:
         """A new, unconnected instance on the same store and queue, for another thread."""
+
+    def sibling(self, queue: str) -> Backend:
+        """A new, unconnected instance on the same store for another queue."""
 
     # -- producers --------------------------------------------------------------------
 
@@ -141,6 +165,68 @@ class Backend(Protocol):
 
     async def resume(self) -> None:
         """Let workers take jobs again."""
+
+    async def remove(self, job_id: str) -> int:
+        """Delete a job and its logs, wherever it is; emits ``removed``.
+
+        Returns 1 removed, 0 refused because a worker holds its lock, -1 no such job."""
+
+    async def reprocess(self, job_id: str, state: str, lifo: bool, reset_attempts: bool) -> int:
+        """Move a ``completed`` or ``failed`` job back to wait; 1, or -1 missing, -3 not there."""
+
+    async def promote(self, job_id: str) -> int:
+        """Make a delayed job ready now; 0, or -1 missing, -3 not delayed."""
+
+    async def move_jobs_to_wait(self, state: str, count: int, before_ms: int) -> int:
+        """Move up to ``count`` jobs of ``failed``/``completed``/``delayed`` (finished, or due,
+        at or before ``before_ms``) back to wait; how many moved."""
+
+    async def drain(self, delayed: bool) -> int:
+        """Delete every waiting, paused and prioritized job (and delayed ones if asked)."""
+
+    async def clean(self, state: str, before_ms: int, limit: int) -> list[str]:
+        """Delete jobs of one state older than ``before_ms`` (at most ``limit``, 0 = all);
+        emits ``cleaned``; returns their ids."""
+
+    async def obliterate(self, force: bool) -> int:
+        """Delete the queue and all its jobs: 0, or -1 not paused, -2 active jobs and no
+        ``force`` (nothing deleted then)."""
+
+    async def change_priority(self, job_id: str, priority: int, lifo: bool) -> int:
+        """Set a job's priority, moving it if it is ready; 0, or -1 missing."""
+
+    async def change_delay(self, job_id: str, delay_ms: int) -> int:
+        """Make a delayed job due ``delay_ms`` from now; 0, or -1 missing, -3 not delayed."""
+
+    async def update_data(self, job_id: str, data: str) -> int:
+        """Replace a job's data (JSON text); 0, or -1 missing."""
+
+    async def get_counts_per_priority(self, priorities: Sequence[int]) -> dict[int, int]:
+        """How many ready jobs have each priority (0: the plain wait list)."""
+
+    async def set_limits(self, limits: Mapping[str, int | None]) -> None:
+        """Set (or with None, remove) the queue's global ``concurrency``, rate limit ``max``
+        jobs per ``duration`` ms, and ``max_events`` (the events stream's cap), as BullMQ
+        keeps them in the queue's meta."""
+
+    async def get_limits(self) -> dict[str, int]:
+        """The queue's global limits that are set: ``concurrency``, ``max``, ``duration``."""
+
+    async def get_metrics(self, kind: str, start: int, end: int) -> dict[str, Any]:
+        """BullMQ's metrics of ``completed`` or ``failed`` jobs: ``count`` (total),
+        ``prev_ts``, ``prev_count`` and ``data`` (jobs per minute, newest first)."""
+
+    async def get_workers(self) -> list[dict[str, str]]:
+        """The workers connected to this queue now, one dict each (``worker_name`` at least)."""
+
+    # -- events -----------------------------------------------------------------------
+
+    async def read_events(
+        self, last_id: str = "$", count: int = 1000, timeout: float | None = 0.0
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Events after ``last_id`` (``$``: only new ones, ``0``: all kept), oldest first, as
+        ``(id, {"event": name, **fields})`` with BullMQ's field names; waits up to
+        ``timeout`` s (None: forever) when there are none yet."""
 
     # -- workers ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
+from .admin import RedisAdmin
 from .connection import ConnectionLost, RedisAddress, RedisClient
 from .keys import QueueKeys, validate_queue_name
 from .scripts import QueueScripts
@@ -31,7 +32,7 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-class RedisBackend:
+class RedisBackend(RedisAdmin):
     """One queue on Redis. Commands share one auto-pipelined connection; a worker's wait
     for work uses a second, named, blocking connection as Node BullMQ's does."""
 
@@ -49,6 +50,7 @@ class RedisBackend:
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
         self._blocking: RedisClient | None = None
+        self._listener: RedisClient | None = None
         self._interrupted = False
         self._retry_for = retry_for
 
@@ -58,10 +60,15 @@ class RedisBackend:
     def reopen(self) -> RedisBackend:
         return RedisBackend(self._url, self.queue, prefix=self.prefix, retry_for=self._retry_for)
 
+    def sibling(self, queue: str) -> RedisBackend:
+        return RedisBackend(self._url, queue, prefix=self.prefix, retry_for=self._retry_for)
+
     async def close(self) -> None:
         await self.client.close()
         if self._blocking is not None:
             await self._blocking.close()
+        if self._listener is not None:
+            await self._listener.close()
 
     async def _call(self, what: str, coro: Any) -> Any:
         try:
@@ -98,13 +105,14 @@ class RedisBackend:
                 job.delay,
                 job.priority,
                 job.lifo,
+                job.dedup,
             ),
         )
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         batch = [
-            (j.job_id, j.name, j.data, j.opts, j.timestamp, j.delay, j.priority, j.lifo)
+            (j.job_id, j.name, j.data, j.opts, j.timestamp, j.delay, j.priority, j.lifo, j.dedup)
             for j in jobs
         ]
         replies = await self._call("add_bulk", self.scripts.add_jobs(batch))
@@ -258,9 +266,6 @@ class RedisBackend:
         now = _now()
         outcome = result.outcome
         if outcome in ("completed", "failed"):
-            keep = result.keep
-            keep_count = -1 if keep is None or keep.count is None else keep.count
-            keep_age = 0.0 if keep is None or keep.age is None else keep.age
             lease = next_lease
             reply = await self._call(
                 outcome,
@@ -271,8 +276,8 @@ class RedisBackend:
                     outcome == "completed",
                     result.value,
                     result.stacktrace,
-                    keep_count,
-                    keep_age,
+                    result.keep_count,
+                    result.keep_age,
                     result.attempts,
                     count if lease else 0,
                     lease.token if lease else "",
@@ -280,21 +285,24 @@ class RedisBackend:
                     lease.worker_name if lease else None,
                     lease.limit_max if lease else None,
                     lease.limit_ms if lease else None,
+                    result.metrics,
                 ),
             )
             if isinstance(reply, int):
                 raise error_for_code(reply, result.job_id, f"move to {outcome}")
             return self._fetched(reply, lease.token) if lease else None
-        if outcome == "retry":
+        if outcome in ("retry", "release"):
+            release = outcome == "release"
             code = await self._call(
-                "retry",
+                outcome,
                 scripts.retry_job(
                     result.job_id,
                     result.token,
                     now,
-                    result.lifo,
+                    True if release else result.lifo,
                     result.value,
                     result.stacktrace,
+                    count_attempt=not release,
                 ),
             )
         elif outcome == "delayed":
@@ -305,7 +313,7 @@ class RedisBackend:
                     result.token,
                     now,
                     result.delay_ms,
-                    False,
+                    not result.count_attempt,
                     result.value,
                     result.stacktrace,
                 ),

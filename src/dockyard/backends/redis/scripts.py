@@ -81,6 +81,18 @@ def _s(value: str | None) -> str:
     return "" if value is None else value
 
 
+def _dedup_args(dedup: tuple[str, int | None, bool, bool] | None) -> tuple[Any, ...]:
+    if dedup is None:
+        return ("", "", b"0", b"0")
+    dedup_id, ttl, extend, replace = dedup
+    return (
+        dedup_id,
+        "" if ttl is None else ttl,
+        b"1" if extend else b"0",
+        b"1" if replace else b"0",
+    )
+
+
 class QueueScripts:
     """The scripts bound to one queue's keys and one client: a typed call per script."""
 
@@ -173,6 +185,7 @@ class QueueScripts:
         delay: int,
         priority: int,
         lifo: bool,
+        dedup: tuple[str, int | None, bool, bool] | None = None,
     ) -> bytes:
         """addJob: store and enqueue one job; the new (or existing) id."""
         args = (
@@ -185,6 +198,7 @@ class QueueScripts:
             delay,
             priority,
             b"1" if lifo else b"0",
+            *_dedup_args(dedup),
         )
         reply: bytes = await self._add.run(self._client, self._add_keys, args)
         return reply
@@ -192,8 +206,19 @@ class QueueScripts:
     async def add_jobs(self, jobs: Sequence[tuple[Any, ...]]) -> list[bytes]:
         """addJob for many jobs in one round trip; ``jobs`` as add_job's arguments."""
         arg_lists = [
-            (self._prefix, _s(cid), name, data, opts, ts, delay, prio, b"1" if lifo else b"0")
-            for cid, name, data, opts, ts, delay, prio, lifo in jobs
+            (
+                self._prefix,
+                _s(cid),
+                name,
+                data,
+                opts,
+                ts,
+                delay,
+                prio,
+                b"1" if lifo else b"0",
+                *_dedup_args(dedup),
+            )
+            for cid, name, data, opts, ts, delay, prio, lifo, dedup in jobs
         ]
         return await self._add.run_many(self._client, self._add_keys, arg_lists)
 
@@ -238,6 +263,7 @@ class QueueScripts:
         worker_name: str | None,
         limit_max: int | None = None,
         limit_ms: int | None = None,
+        metrics: int = 0,
     ) -> int | list[Any]:
         """moveToFinished: a negative code, or the fetch tuple (empty unless ``fetch``)."""
         keys = self._completed_keys if completed else self._failed_keys
@@ -258,15 +284,32 @@ class QueueScripts:
             _s(worker_name),
             "" if limit_max is None else limit_max,
             "" if limit_ms is None else limit_ms,
+            metrics,
         )
         reply: int | list[Any] = await self._finished.run(self._client, keys, args)
         return reply
 
     async def retry_job(
-        self, job_id: str, token: str, now: int, lifo: bool, reason: str, stacktrace: str | None
+        self,
+        job_id: str,
+        token: str,
+        now: int,
+        lifo: bool,
+        reason: str,
+        stacktrace: str | None,
+        count_attempt: bool = True,
     ) -> int:
         """retryJob: back to wait at once; 0 or a negative code."""
-        args = (self._prefix, job_id, token, now, b"1" if lifo else b"0", reason, _s(stacktrace))
+        args = (
+            self._prefix,
+            job_id,
+            token,
+            now,
+            b"1" if lifo else b"0",
+            reason,
+            _s(stacktrace),
+            b"1" if count_attempt else b"0",
+        )
         reply: int = await self._retry.run(self._client, self._retry_keys, args)
         return reply
 

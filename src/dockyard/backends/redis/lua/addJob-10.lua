@@ -11,10 +11,12 @@
   ARGV[2] custom job id, or ""        ARGV[7] delay (ms)
   ARGV[3] name                        ARGV[8] priority
   ARGV[4] data (JSON text)            ARGV[9] lifo "1" | "0"
-  ARGV[5] opts (JSON text)
+  ARGV[5] opts (JSON text)            ARGV[10] deduplication id ("" = none)
+                                      ARGV[11] deduplication ttl (ms, "" = none)
+                                      ARGV[12] extend "1" | "0"   ARGV[13] replace "1" | "0"
 
   Returns the job id (the existing id when a job with that custom id exists: nothing
-  is changed then and `duplicated` is emitted).
+  is changed then and `duplicated` is emitted; the kept job's id when deduplicated).
 ]]
 local k = {wait = KEYS[1], paused = KEYS[2], meta = KEYS[3], delayed = KEYS[5],
   prioritized = KEYS[6], pc = KEYS[7], marker = KEYS[8], events = KEYS[9], active = KEYS[10]}
@@ -30,12 +32,48 @@ else
     return jobId
   end
 end
+local deid = ARGV[10] or ""
+if deid ~= "" then
+  -- BullMQ's deduplication: Q:de:<id> holds the id of the job that owns it.
+  local deKey = prefix .. "de:" .. deid
+  local ttl = tonumber(ARGV[11])
+  local owner = rcall("GET", deKey)
+  if owner and rcall("PTTL", deKey) == 0 then
+    rcall("DEL", deKey)
+    owner = false
+  end
+  if owner and ARGV[13] == "1" and rcall("ZSCORE", k.delayed, owner) then
+    -- Debounce: the owner has not run yet; the new job takes its place.
+    rcall("ZREM", k.delayed, owner)
+    deleteJobKeys(prefix, owner)
+    emit(k.events, meta.maxEvents, "removed", "jobId", owner, "prev", "delayed")
+    if ttl and ARGV[12] == "1" then
+      rcall("SET", deKey, jobId, "PX", ttl)
+    elseif ttl then
+      rcall("SET", deKey, jobId, "KEEPTTL")
+    else
+      rcall("SET", deKey, jobId)
+    end
+    emit(k.events, meta.maxEvents, "deduplicated", "jobId", jobId, "deduplicationId", deid,
+      "deduplicatedJobId", owner)
+  elseif owner then
+    if ttl and ARGV[12] == "1" then rcall("PEXPIRE", deKey, ttl) end
+    emit(k.events, meta.maxEvents, "deduplicated", "jobId", owner, "deduplicationId", deid,
+      "deduplicatedJobId", jobId)
+    return owner
+  elseif ttl then
+    rcall("SET", deKey, jobId, "PX", ttl)
+  else
+    rcall("SET", deKey, jobId)
+  end
+end
 local jobKey = prefix .. jobId
 local timestamp = tonumber(ARGV[6])
 local delay = tonumber(ARGV[7])
 local priority = tonumber(ARGV[8])
 rcall("HSET", jobKey, "name", ARGV[3], "data", ARGV[4], "opts", ARGV[5],
   "timestamp", ARGV[6], "delay", ARGV[7], "priority", ARGV[8])
+if deid ~= "" then rcall("HSET", jobKey, "deid", deid) end
 emit(k.events, meta.maxEvents, "added", "jobId", jobId, "name", ARGV[3])
 if delay > 0 then
   local due = timestamp + delay

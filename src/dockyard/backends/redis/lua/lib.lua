@@ -133,6 +133,9 @@ local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count,
     if used >= maxJobs then
       local ttl = rcall("PTTL", k.limiter)
       if ttl > 0 then return {ttl, 0} end
+      -- PTTL 0: the window ends this millisecond; -1: a key with no expiry. Either way the
+      -- window is over: start a new one, or the next INCR would count into the dying one.
+      rcall("DEL", k.limiter)
     end
   end
   if meta.paused then return {0, 0} end

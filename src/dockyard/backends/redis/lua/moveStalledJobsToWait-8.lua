@@ -34,7 +34,7 @@ if #candidates > 0 then
         if count > maxStalled then
           local opts = cjson.decode(rcall("HGET", jobKey, "opts") or "{}")
           if opts["repeat"] == nil then
-            rcall("HSET", jobKey, "defa", "job stalled more than allowable limit")
+            rcall("HSET", jobKey, "defa", "job stalled more than allowable limit (its worker died or lost the job's lock each time it ran it)")
           end
         end
         rcall("RPUSH", list, jobId)

@@ -15,6 +15,7 @@
   ARGV[6]  return value JSON | reason    ARGV[14] worker name ("" = none)
   ARGV[7]  stacktrace JSON ("" = keep)   ARGV[15] worker rate limit max ("" = none)
   ARGV[8]  keep count (-1 = keep all)    ARGV[16] worker rate limit window ms ("" = none)
+                                         ARGV[17] metrics data points to keep (0 = none)
 
   Returns -1 job missing, -2 lock missing, -6 lock held by another token, -3 not active;
   else {rateLimitTtl, nextDelayedTs, id1, hash1, ...} as moveToActive (no jobs unless asked).
@@ -25,15 +26,26 @@ local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEY
 local target = KEYS[12]
 local prefix, jobId, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local jobKey = prefix .. jobId
-if rcall("EXISTS", jobKey) == 0 then return -1 end
-local lockCode = takeLock(prefix, jobId, ARGV[3], k.stalled)
+-- The lock first: a lock of ours means the job exists (a locked job is never removed),
+-- so the common case needs no EXISTS; without one, tell a missing job (-1) from a lost
+-- lock (-2) as BullMQ does.
+local token = ARGV[3]
+if token == "0" and rcall("EXISTS", jobKey) == 0 then return -1 end
+local lockCode = takeLock(prefix, jobId, token, k.stalled)
+if lockCode == -2 and rcall("EXISTS", jobKey) == 0 then return -1 end
 if lockCode < 0 then return lockCode end
 if rcall("LREM", k.active, -1, jobId) == 0 then return -3 end
 local meta = readMeta(k.meta)
-rcall("XTRIM", k.events, "MAXLEN", "~", meta.maxEvents)
+-- (no XTRIM: every XADD of ours already caps the stream with MAXLEN ~)
 local completed = ARGV[5] == "completed"
 local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
 local keepCount = tonumber(ARGV[8])
+local deid = rcall("HGET", jobKey, "deid")
+if deid then
+  -- A deduplication key without a ttl lasts as long as its job is unfinished.
+  local deKey = prefix .. "de:" .. deid
+  if rcall("PTTL", deKey) == -1 and rcall("GET", deKey) == jobId then rcall("DEL", deKey) end
+end
 if keepCount == 0 then
   deleteJobKeys(prefix, jobId)
 else
@@ -61,6 +73,26 @@ else
     for _, oldId in ipairs(extra) do
       deleteJobKeys(prefix, oldId)
       rcall("ZREM", target, oldId)
+    end
+  end
+end
+local points = tonumber(ARGV[17]) or 0
+if points > 0 then
+  -- BullMQ's metrics: a total, and jobs per elapsed minute (newest first).
+  local metricsKey = prefix .. "metrics:" .. ARGV[5]
+  local before = rcall("HINCRBY", metricsKey, "count", 1) - 1
+  local prev = rcall("HMGET", metricsKey, "prevTS", "prevCount")
+  if not prev[1] then
+    rcall("HSET", metricsKey, "prevTS", now, "prevCount", 0)
+  else
+    local minutes = math.floor(now / 60000) - math.floor(tonumber(prev[1]) / 60000)
+    if minutes > 0 then
+      if minutes > points then minutes = points end
+      local dataKey = metricsKey .. ":data"
+      rcall("LPUSH", dataKey, before - tonumber(prev[2] or 0))
+      for _ = 2, minutes do rcall("LPUSH", dataKey, 0) end
+      rcall("LTRIM", dataKey, 0, points - 1)
+      rcall("HSET", metricsKey, "prevCount", before, "prevTS", now)
     end
   end
 end

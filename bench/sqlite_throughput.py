@@ -1,0 +1,44 @@
+"""Throughput of the sqlite:// backend: enqueue N jobs with add_bulk, then one worker
+process at concurrency 100 runs them (no-op async handler). Prints jobs/s.
+
+Usage: ``python bench/sqlite_throughput.py [N]`` (default 20,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+
+from dockyard import Job, Queue, Worker
+
+
+async def noop(job: Job) -> None:
+    return None
+
+
+async def main(n: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        async with Queue("bench", url=url) as queue:
+            started = time.perf_counter()
+            for i in range(0, n, 1000):
+                await queue.add_bulk([("noop", {"i": j}) for j in range(i, min(i + 1000, n))])
+            added = time.perf_counter() - started
+            print(f"enqueue (add_bulk, batches of 1,000): {n / added:,.0f} jobs/s")
+            worker = Worker("bench", noop, url=url, concurrency=100, drain_delay=0.2)
+            started = time.perf_counter()
+            runner = asyncio.create_task(worker.run(handle_signals=False))
+            done = 0
+            while done < n:  # poll the store, as a producer would
+                await asyncio.sleep(0.05)
+                done = (await queue.get_job_counts("completed"))["completed"]
+            took = time.perf_counter() - started
+            await worker.close()
+            await runner
+            print(f"process (1 worker process, concurrency 100): {n / took:,.0f} jobs/s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))

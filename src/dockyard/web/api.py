@@ -1,0 +1,249 @@
+"""The JSON API under ``/api/v1``: enqueue, follow and manage jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..backends.base import STATES
+from ..errors import JobNotFoundError
+from ..events import QueueEvents
+from ..job import Job
+from ..queue import CLEAN_STATES, MAX_PAGE, Queue
+from .app import registry_of
+
+router = APIRouter()
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _snake(opts: dict[str, Any]) -> dict[str, Any]:
+    """Job options in snake_case; BullMQ's camelCase spellings (``jobId``) are accepted."""
+    return {_CAMEL.sub("_", key).lower(): value for key, value in opts.items()}
+
+
+def job_json(job: Job, state: str, logs: list[str] | None = None) -> dict[str, Any]:
+    """A job as the API answers it (times in epoch seconds)."""
+    entry: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "state": state,
+        "data": job.data,
+        "opts": job.opts.to_bullmq(),
+        "progress": job.progress,
+        "attempts_made": job.attempts_made,
+        "attempts_started": job.attempts_started,
+        "return_value": job.return_value,
+        "failed_reason": job.failed_reason,
+        "stacktrace": job.stacktrace,
+        "timestamp": job.timestamp,
+        "processed_on": job.processed_on,
+        "finished_on": job.finished_on,
+        "delay": job.delay,
+        "priority": job.priority,
+    }
+    if logs is not None:
+        entry["logs"] = logs
+    return entry
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    limit: int = request.app.state.max_body_bytes
+    if len(raw) > limit:
+        raise _Http(413, f"the body is larger than {limit:,} bytes; send less")
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise _Http(400, f"the body is not valid JSON: {exc}") from None
+
+
+class _Http(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _entry(raw: Any, index: int | None) -> tuple[str, Any, dict[str, Any]]:
+    where = "the body" if index is None else f"entry {index}"
+    if not isinstance(raw, dict):
+        raise _Http(422, f'{where} must be an object {{"name", "data", "opts"}}')
+    unknown = set(raw) - {"name", "data", "opts"}
+    if unknown:
+        raise _Http(422, f"{where} has unknown field(s) {sorted(unknown)}; use name, data, opts")
+    name, opts = raw.get("name"), raw.get("opts") or {}
+    if not isinstance(name, str) or not name:
+        raise _Http(422, f"{where}: 'name' must be a non-empty string")
+    if not isinstance(opts, dict):
+        raise _Http(422, f"{where}: 'opts' must be an object")
+    return name, raw.get("data"), _snake(opts)
+
+
+def _queue(request: Request, name: str) -> Queue:
+    return registry_of(request).queue(name)
+
+
+def _error(exc: _Http) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+
+@router.post("/queues/{queue}/jobs", status_code=202)
+async def add_jobs(queue: str, request: Request) -> Any:
+    """Add one job (``{"name", "data", "opts"}``) or several (a list); 202 with the id(s)."""
+    try:
+        body = await _body(request)
+        if isinstance(body, list):
+            if not body:
+                raise _Http(422, "the list of jobs is empty")
+            entries = [_entry(raw, i) for i, raw in enumerate(body)]
+        else:
+            entries = [_entry(body, None)]
+    except _Http as exc:
+        return _error(exc)
+    q = _queue(request, queue)
+    if isinstance(body, list):
+        jobs = await q.add_bulk(entries)
+        return JSONResponse({"ids": [j.id for j in jobs]}, status_code=202)
+    name, data, opts = entries[0]
+    job = await q.add(name, data, **opts)
+    return JSONResponse({"id": job.id}, status_code=202)
+
+
+@router.get("/queues")
+async def list_all(request: Request) -> dict[str, Any]:
+    """Every queue with its counts per state and whether it is paused."""
+    registry = registry_of(request)
+    out = []
+    for name in await registry.names():
+        q = registry.queue(name)
+        counts = await q.get_job_counts()
+        out.append({"name": name, "counts": counts, "paused": await q.is_paused()})
+    return {"queues": out}
+
+
+@router.get("/queues/{queue}/jobs")
+async def list_jobs(
+    queue: str,
+    request: Request,
+    state: str = Query("waiting", description="One of " + ", ".join(STATES)),
+    start: int = Query(0, ge=0),
+    end: int = Query(19, ge=0),
+) -> Any:
+    """One page of jobs in a state, newest first, with the state's total."""
+    if state not in STATES:
+        return _error(_Http(400, f"unknown state {state!r}; use one of {', '.join(STATES)}"))
+    if end < start or end - start >= MAX_PAGE:
+        return _error(_Http(400, f"a page is start..end with at most {MAX_PAGE:,} jobs"))
+    q = _queue(request, queue)
+    jobs = await q.get_jobs(state, start, end)
+    total = (await q.get_job_counts(state))[state]
+    return {"jobs": [job_json(j, state) for j in jobs], "total": total, "start": start}
+
+
+async def _job_or_404(q: Queue, job_id: str) -> Job:
+    job = await q.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {job_id} in queue {q.name!r}")
+    return job
+
+
+@router.get("/queues/{queue}/jobs/{job_id}")
+async def get_job(queue: str, job_id: str, request: Request) -> dict[str, Any]:
+    """One job with its state, progress, logs, return value or failure."""
+    q = _queue(request, queue)
+    job = await _job_or_404(q, job_id)
+    return job_json(job, await job.get_state(), await q.get_job_logs(job_id))
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/retry")
+async def retry_job(queue: str, job_id: str, request: Request) -> dict[str, Any]:
+    """Run a failed (or completed) job again."""
+    q = _queue(request, queue)
+    await _job_or_404(q, job_id)
+    await q.retry_job(job_id)
+    return {"id": job_id, "state": "waiting"}
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/promote")
+async def promote_job(queue: str, job_id: str, request: Request) -> dict[str, Any]:
+    """Run a delayed job now."""
+    job = await _job_or_404(_queue(request, queue), job_id)
+    await job.promote()
+    return {"id": job_id, "state": await job.get_state()}
+
+
+@router.delete("/queues/{queue}/jobs/{job_id}")
+async def remove_job(queue: str, job_id: str, request: Request) -> dict[str, Any]:
+    """Delete a job (409 while a worker runs it)."""
+    q = _queue(request, queue)
+    if not await q.remove(job_id):
+        raise JobNotFoundError(f"no job {job_id} in queue {queue!r}")
+    return {"id": job_id, "removed": True}
+
+
+@router.post("/queues/{queue}/pause")
+async def pause(queue: str, request: Request) -> dict[str, Any]:
+    """Workers take no new jobs from the queue."""
+    await _queue(request, queue).pause()
+    return {"paused": True}
+
+
+@router.post("/queues/{queue}/resume")
+async def resume(queue: str, request: Request) -> dict[str, Any]:
+    """Workers take jobs again."""
+    await _queue(request, queue).resume()
+    return {"paused": False}
+
+
+@router.post("/queues/{queue}/drain")
+async def drain(queue: str, request: Request, delayed: bool = False) -> dict[str, Any]:
+    """Delete every job that waits to run (and delayed ones with ``?delayed=true``)."""
+    return {"removed": await _queue(request, queue).drain(delayed=delayed)}
+
+
+@router.post("/queues/{queue}/clean")
+async def clean(
+    queue: str,
+    request: Request,
+    state: str = "completed",
+    grace: float = Query(0.0, ge=0),
+    limit: int = Query(0, ge=0),
+) -> Any:
+    """Delete jobs of a state older than ``grace`` seconds (at most ``limit``; 0 = all)."""
+    if state not in CLEAN_STATES:
+        return _error(_Http(400, f"clean works on {', '.join(CLEAN_STATES)}; got {state!r}"))
+    removed = await _queue(request, queue).clean(grace, limit, state)
+    return {"removed": removed}
+
+
+@router.get("/queues/{queue}/events")
+async def events(queue: str, request: Request, last_id: str = "$") -> StreamingResponse:
+    """Server-sent events: every event of the queue from now (or after ``last_id``)."""
+    registry = registry_of(request)
+    registry.queue(queue)  # a served queue?
+    backend_url, prefix = registry.url, registry.prefix
+
+    async def stream() -> AsyncIterator[str]:
+        yield ": connected\n\n"
+        follower = QueueEvents(queue, url=backend_url, prefix=prefix, last_id=last_id, block=1.0)
+        try:
+            while not await request.is_disconnected():
+                event = await follower.next(timeout=10.0)
+                if event is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                payload = {"job_id": event.job_id, **event.data}
+                yield f"id: {event.id}\nevent: {event.name}\ndata: {json.dumps(payload)}\n\n"
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await follower.close()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})  # fmt: skip

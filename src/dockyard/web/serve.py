@@ -1,0 +1,49 @@
+"""``dockyard serve``: the app under uvicorn, refusing to expose an API without a token."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+
+#: The store of ``dockyard serve`` when neither --url nor DOCKYARD_URL is given.
+DEFAULT_URL = "sqlite:///dockyard.db"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(
+    *,
+    url: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    prefix: str = "bull",
+    queues: list[str] | None = None,
+) -> int:
+    """Serve until interrupted; the exit code (2: refused to start)."""
+    import uvicorn
+
+    from .app import create_app
+
+    token = token or os.environ.get("DOCKYARD_API_TOKEN") or None
+    if not _loopback(host) and token is None:
+        print(
+            f"error: refusing to listen on {host} without a token: anyone who can reach it "
+            "could run and delete jobs. Set DOCKYARD_API_TOKEN (or --token), or use "
+            "--host 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    url = url or os.environ.get("DOCKYARD_URL") or DEFAULT_URL
+    print(f"dockyard serving {url} on http://{host}:{port}/", file=sys.stderr)
+    app = create_app(url=url, prefix=prefix, token=token, queues=queues)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0

@@ -1,0 +1,67 @@
+"""A real dockyard web server (uvicorn in a thread, on a free port) per test."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from dockyard.web import create_app
+
+
+@dataclass
+class Served:
+    base: str
+    url: str  # the store
+    token: str | None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(store_url: str, token: str | None = None) -> Iterator[Served]:
+    """Run the app on a free loopback port until the generator is closed."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(url=store_url, token=token), host="127.0.0.1",
+                            port=port, log_level="warning", lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise AssertionError("the web server did not start")
+        time.sleep(0.01)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", store_url, token)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path}/web-{uuid.uuid4().hex}.db"
+
+
+@pytest.fixture
+def server(store_url: str) -> Iterator[Served]:
+    yield from serve(store_url)
+
+
+@pytest.fixture
+def locked_server(tmp_path: Path) -> Iterator[Served]:
+    yield from serve(f"sqlite:///{tmp_path}/locked.db", token="s3cret")
