@@ -22,3 +22,12 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "it") -> None:
+    """The blocking form of :func:`wait_for`, for tests that run no event loop."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -40,6 +41,10 @@ _JSON_FIELDS = {"returnvalue", "data"}
 _INT_FIELDS = {"attemptsMade", "count"}
 
 Callback = Callable[["QueueEvent"], Awaitable[None] | None]
+
+
+#: What an event id looks like: "$" (from now), or "<ms>" / "<ms>-<seq>" as streams write.
+_EVENT_ID = re.compile(r"\$|\d+(-\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class QueueEvents:
         block: float = 5.0,
         backend: Backend | None = None,
     ) -> None:
-        if not isinstance(last_id, str) or not last_id:
+        if not isinstance(last_id, str) or not _EVENT_ID.fullmatch(last_id):
             raise InvalidOptionError(
                 f"last_id is an event id like '1700000000000-0' or '$': {last_id!r}"
             )

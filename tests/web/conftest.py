@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -29,11 +30,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(store_url: str, token: str | None = None) -> Iterator[Served]:
-    """Run the app on a free loopback port until the generator is closed."""
+def serve(store_url: str, token: str | None = None, app: Any = None) -> Iterator[Served]:
+    """Run the app (or ``app``, one that holds it) on a free loopback port until the
+    generator is closed."""
     port = _free_port()
-    config = uvicorn.Config(create_app(url=store_url, token=token), host="127.0.0.1",
-                            port=port, log_level="warning", lifespan="on")  # fmt: skip
+    app = app if app is not None else create_app(url=store_url, token=token)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

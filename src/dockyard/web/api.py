@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -228,11 +228,21 @@ async def events(queue: str, request: Request, last_id: str = "$") -> StreamingR
     registry = registry_of(request)
     registry.queue(queue)  # a served queue?
     backend_url, prefix = registry.url, registry.prefix
+    # A browser's EventSource resumes after the last id it saw: no event is lost in between.
+    start = request.headers.get("last-event-id") or last_id
+
+    # Built here, so that a bad id is a 422 before the stream starts.
+    follower = QueueEvents(queue, url=backend_url, prefix=prefix, last_id=start, block=1.0)
 
     async def stream() -> AsyncIterator[str]:
-        yield ": connected\n\n"
-        follower = QueueEvents(queue, url=backend_url, prefix=prefix, last_id=last_id, block=1.0)
+        # Starlette cancels this generator when the client goes away; the clean-up must
+        # run shielded, or anyio's cancellation would stop it at its first await and
+        # leave the follower's connection to the store open.
         try:
+            # Pin "now" before telling the client it is connected: what it does after
+            # ": connected" (add a job, say) is then sure to be in the stream.
+            await follower.__aenter__()
+            yield ": connected\n\n"
             while not await request.is_disconnected():
                 event = await follower.next(timeout=10.0)
                 if event is None:
@@ -240,10 +250,9 @@ async def events(queue: str, request: Request, last_id: str = "$") -> StreamingR
                     continue
                 payload = {"job_id": event.job_id, **event.data}
                 yield f"id: {event.id}\nevent: {event.name}\ndata: {json.dumps(payload)}\n\n"
-        except asyncio.CancelledError:
-            pass
         finally:
-            await follower.close()
+            with anyio.CancelScope(shield=True):
+                await follower.close()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})  # fmt: skip

@@ -128,12 +128,12 @@ def create_app(
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        path = request.url.path
-        if token is not None and path not in ("/login",):
+        path = _local_path(request)
+        if token is not None and path != "/login":
             given = request.query_params.get("token") if path == "/" else None
             if given is not None and hmac.compare_digest(given, token):
-                response: Response = RedirectResponse("/", status_code=303)
-                _set_cookie(response, token)
+                response: Response = RedirectResponse("./", status_code=303)
+                _set_cookie(response, token, request)
                 return response
             if not _authorized(request, token):
                 if path == "/":
@@ -158,9 +158,10 @@ def create_app(
         from urllib.parse import unquote_plus
 
         if token is None or hmac.compare_digest(unquote_plus(given), token):
-            response: Response = RedirectResponse("/", status_code=303)
+            # Relative, so that it lands on the dashboard wherever the app is mounted.
+            response: Response = RedirectResponse("./", status_code=303)
             if token is not None:
-                _set_cookie(response, token)
+                _set_cookie(response, token, request)
             return response
         return HTMLResponse(
             static.joinpath("login.html").read_text().replace("<!--error-->", "Wrong token."),
@@ -175,8 +176,21 @@ def create_app(
     return app
 
 
-def _set_cookie(response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=7 * 86400)
+def _local_path(request: Request) -> str:
+    """The path inside this app: without the prefix it is mounted under in a bigger app."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+def _set_cookie(response: Response, token: str, request: Request) -> None:
+    # Scoped to the app's own path, so a host serving other apps does not receive it.
+    path = request.scope.get("root_path", "").rstrip("/") + "/"
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="strict", max_age=7 * 86400, path=path
+    )
 
 
 def _authorized(request: Request, token: str) -> bool:

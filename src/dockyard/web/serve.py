@@ -45,5 +45,7 @@ def run(
     url = url or os.environ.get("DOCKYARD_URL") or DEFAULT_URL
     print(f"dockyard serving {url} on http://{host}:{port}/", file=sys.stderr)
     app = create_app(url=url, prefix=prefix, token=token, queues=queues)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Event streams never end by themselves: without a bound, Ctrl-C would wait for every
+    # open dashboard to be closed.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
     return 0
