@@ -1,7 +1,7 @@
 """A small asyncio Redis client: RESP over one socket, auto-pipelined, parsed by hiredis.
 
-Every command written during one event-loop turn goes out in one ``write``; replies are
-matched to callers in order. :class:`RedisClient` adds reconnection with backoff and
+Commands written during one event-loop turn go out together, in writes of about 16 KB;
+replies are matched to callers in order. :class:`RedisClient` adds reconnection with backoff and
 turns an unreachable server into :class:`~dockyard.errors.BackendUnavailableError`.
 """
 
@@ -25,6 +25,13 @@ from ...errors import BackendUnavailableError, InvalidOptionError
 log = logging.getLogger("dockyard.redis")
 
 _pack = hiredis.pack_command
+
+#: Write out at once when this much is buffered, not at the end of the loop turn. Redis
+#: reads 16 KB per turn of its own loop and replies after each read: it starts on the first
+#: commands while we still produce the rest, and a worker's finishes stay spread over
+#: several batches in flight instead of settling into one that Redis and Python take turns
+#: on (measured: 21-27k → 31-32k no-op jobs/s, bench/RESULTS.md).
+EAGER_WRITE_BYTES = 16 * 1024
 
 
 class ReplyError(Exception):
@@ -129,6 +136,7 @@ class Connection:
     def __init__(self, protocol: _Protocol, address: RedisAddress) -> None:
         self._protocol = protocol
         self._buffer: list[bytes] = []
+        self._buffered = 0
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.address = address
@@ -178,15 +186,23 @@ class Connection:
             fut.set_exception(protocol.lost)
             return fut
         protocol.pending.append(fut)
-        self._buffer.append(_pack(tuple(args)))
-        if not self._flush_scheduled:
+        packed = _pack(tuple(args))
+        self._buffer.append(packed)
+        self._buffered += len(packed)
+        if self._buffered >= EAGER_WRITE_BYTES:
+            self._write()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         return fut
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        buffer, self._buffer = self._buffer, []
+        if self._buffer:
+            self._write()
+
+    def _write(self) -> None:
+        buffer, self._buffer, self._buffered = self._buffer, [], 0
         transport = self._protocol.transport
         if transport is not None and not transport.is_closing():
             transport.write(b"".join(buffer))
