@@ -4,6 +4,11 @@
 
   Conventions: `prefix` is the job key prefix "<P>:<N>:"; times are integer ms; every
   event goes to the queue's stream capped with MAXLEN ~ meta.maxEvents.
+
+  Speed: Redis 7.0 turns each Lua number handed to redis.call into text with printf's
+  "%.17g", which costs more than a whole cheap command. On the per-job path, arguments are
+  therefore passed as strings (ARGV as given, literals quoted), and counters are bumped
+  with HINCRBY rather than read, added to and written back.
 ]]
 local rcall = redis.call
 
@@ -12,14 +17,14 @@ local function readMeta(metaKey)
   local m = rcall("HMGET", metaKey, "paused", "concurrency", "version", "opts.maxLenEvents",
     "max", "duration")
   local meta = {paused = m[1] ~= false, v6 = false, concurrency = tonumber(m[2]),
-    maxEvents = tonumber(m[4]), max = tonumber(m[5]), duration = tonumber(m[6])}
+    maxEvents = m[4], max = tonumber(m[5]), duration = tonumber(m[6])}
   if m[3] then
     local major = string.match(m[3], "^bullmq:(%d+)")
     if major and tonumber(major) >= 6 then meta.v6 = true end
   end
   if not meta.maxEvents then
-    meta.maxEvents = 10000
-    rcall("HSET", metaKey, "opts.maxLenEvents", 10000)
+    meta.maxEvents = "10000"
+    rcall("HSET", metaKey, "opts.maxLenEvents", "10000")
   end
   return meta
 end
@@ -42,7 +47,7 @@ local function emit(eventsKey, maxEvents, ...)
 end
 
 local function addReadyMarker(markerKey)
-  rcall("ZADD", markerKey, 0, "0")
+  rcall("ZADD", markerKey, "0", "0")
 end
 
 -- Tell blocked workers when the earliest delayed job is due (marker member "1").
@@ -102,7 +107,8 @@ end
 
 -- Move due delayed jobs (at most 1000) to where ready jobs go; returns how many moved.
 local function promoteDelayed(k, prefix, now, meta)
-  local due = rcall("ZRANGEBYSCORE", k.delayed, 0, (now + 1) * 4096 - 1, "LIMIT", 0, 1000)
+  if rcall("ZCARD", k.delayed) == 0 then return 0 end
+  local due = rcall("ZRANGEBYSCORE", k.delayed, "0", (now + 1) * 4096 - 1, "LIMIT", "0", "1000")
   if #due == 0 then return 0 end
   local list = readyList(meta, k.wait, k.paused)
   for _, jobId in ipairs(due) do
@@ -116,12 +122,27 @@ local function promoteDelayed(k, prefix, now, meta)
   return #due
 end
 
+-- Record the start of an attempt (processedOn, ats + 1, pb); the job's hash as it is now.
+local function startAttempt(jobKey, nowText, workerName)
+  if workerName ~= "" then
+    rcall("HSET", jobKey, "processedOn", nowText, "pb", workerName)
+  else
+    rcall("HSET", jobKey, "processedOn", nowText)
+  end
+  rcall("HINCRBY", jobKey, "ats", "1")
+  return rcall("HGETALL", jobKey)
+end
+
 --[[
   Take up to `count` ready jobs into active, locked with `token` for `lockMs`.
   k: table of keys (wait, active, prioritized, events, stalled, limiter, delayed, paused, meta,
-  pc, marker). Returns {rateLimitTtl, nextDelayedTs, id1, hash1, id2, hash2, ...}.
+  pc, marker). `wake`: add the ready marker when jobs remain, for other idle workers (a
+  fetch made while finishing skips it: whoever is idle was woken by the adds already).
+  `nowText` is `now` as the caller's text. Returns {rateLimitTtl, nextDelayedTs, id1, hash1,
+  id2, hash2, ...}.
 ]]
-local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count, limMax, limDur)
+local function fetchJobs(k, meta, prefix, now, nowText, token, lockMs, workerName, count,
+    limMax, limDur, wake)
   local list = readyList(meta, k.wait, k.paused)
   if promoteDelayed(k, prefix, now, meta) > 0 and not pausedOrMaxed(meta, k.active) then
     addReadyMarker(k.marker)
@@ -148,7 +169,7 @@ local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count,
   while taken < count do
     local jobId = rcall("RPOPLPUSH", list, k.active)
     if jobId and string.sub(jobId, 1, 2) == "0:" then
-      rcall("LREM", k.active, 1, jobId)
+      rcall("LREM", k.active, "1", jobId)
     elseif not jobId then
       local popped = rcall("ZPOPMIN", k.prioritized)
       if popped[1] then
@@ -168,25 +189,19 @@ local function fetchJobs(k, meta, prefix, now, token, lockMs, workerName, count,
       local jobKey = prefix .. jobId
       if token ~= "0" then rcall("SET", jobKey .. ":lock", token, "PX", lockMs) end
       emit(k.events, meta.maxEvents, "active", "jobId", jobId, "prev", "waiting")
-      if workerName ~= "" then
-        rcall("HSET", jobKey, "processedOn", now, "pb", workerName)
-      else
-        rcall("HSET", jobKey, "processedOn", now)
-      end
-      rcall("HINCRBY", jobKey, "ats", 1)
       reply[#reply + 1] = jobId
-      reply[#reply + 1] = rcall("HGETALL", jobKey)
+      reply[#reply + 1] = startAttempt(jobKey, nowText, workerName)
       taken = taken + 1
       if maxJobs and used >= maxJobs then break end
     end
   end
   if taken > 0 then
     -- Wake another worker only when ready jobs remain for it.
-    if rcall("LLEN", list) > 0 or rcall("ZCARD", k.prioritized) > 0 then
+    if wake and (rcall("LLEN", list) > 0 or rcall("ZCARD", k.prioritized) > 0) then
       addReadyMarker(k.marker)
     end
   else
-    local first = rcall("ZRANGE", k.delayed, 0, 0, "WITHSCORES")
+    local first = rcall("ZRANGE", k.delayed, "0", "0", "WITHSCORES")
     if first[2] then reply[2] = math.floor(tonumber(first[2]) / 4096) end
   end
   return reply

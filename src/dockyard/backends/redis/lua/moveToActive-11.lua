@@ -18,5 +18,5 @@ local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEY
   stalled = KEYS[5], limiter = KEYS[6], delayed = KEYS[7], paused = KEYS[8], meta = KEYS[9],
   pc = KEYS[10], marker = KEYS[11]}
 local meta = readMeta(k.meta)
-return fetchJobs(k, meta, ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5],
-  tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]))
+return fetchJobs(k, meta, ARGV[1], tonumber(ARGV[2]), ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), true)

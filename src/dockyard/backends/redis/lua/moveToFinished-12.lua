@@ -24,7 +24,8 @@ local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEY
   stalled = KEYS[5], limiter = KEYS[6], delayed = KEYS[7], paused = KEYS[8], meta = KEYS[9],
   pc = KEYS[10], marker = KEYS[11]}
 local target = KEYS[12]
-local prefix, jobId, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local prefix, jobId, nowText = ARGV[1], ARGV[2], ARGV[4]
+local now = tonumber(nowText)
 local jobKey = prefix .. jobId
 -- The lock first: a lock of ours means the job exists (a locked job is never removed),
 -- so the common case needs no EXISTS; without one, tell a missing job (-1) from a lost
@@ -34,11 +35,11 @@ if token == "0" and rcall("EXISTS", jobKey) == 0 then return -1 end
 local lockCode = takeLock(prefix, jobId, token, k.stalled)
 if lockCode == -2 and rcall("EXISTS", jobKey) == 0 then return -1 end
 if lockCode < 0 then return lockCode end
-if rcall("LREM", k.active, -1, jobId) == 0 then return -3 end
+if rcall("LREM", k.active, "-1", jobId) == 0 then return -3 end
 local meta = readMeta(k.meta)
 -- (no XTRIM: every XADD of ours already caps the stream with MAXLEN ~)
 local completed = ARGV[5] == "completed"
-local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
+local attemptsMade = rcall("HINCRBY", jobKey, "atm", "1")
 local keepCount = tonumber(ARGV[8])
 local deid = rcall("HGET", jobKey, "deid")
 if deid then
@@ -49,14 +50,14 @@ end
 if keepCount == 0 then
   deleteJobKeys(prefix, jobId)
 else
-  rcall("ZADD", target, now, jobId)
+  rcall("ZADD", target, nowText, jobId)
   if completed then
-    rcall("HSET", jobKey, "returnvalue", ARGV[6], "finishedOn", now)
+    rcall("HSET", jobKey, "returnvalue", ARGV[6], "finishedOn", nowText)
   else
     if ARGV[7] ~= "" then
-      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", now, "stacktrace", ARGV[7])
+      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", nowText, "stacktrace", ARGV[7])
     else
-      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", now)
+      rcall("HSET", jobKey, "failedReason", ARGV[6], "finishedOn", nowText)
     end
     rcall("HDEL", jobKey, "defa")
   end
@@ -110,8 +111,8 @@ end
 local reply = {0, 0}
 local want = tonumber(ARGV[11])
 if want > 0 then
-  reply = fetchJobs(k, meta, prefix, now, ARGV[12], ARGV[13], ARGV[14], want,
-    tonumber(ARGV[15]), tonumber(ARGV[16]))
+  reply = fetchJobs(k, meta, prefix, now, nowText, ARGV[12], ARGV[13], ARGV[14], want,
+    tonumber(ARGV[15]), tonumber(ARGV[16]), false)
 end
 if #reply == 2 and rcall("LLEN", k.wait) == 0 and rcall("LLEN", k.active) == 0
     and rcall("ZCARD", k.prioritized) == 0 then
