@@ -255,21 +255,15 @@ SYSTEMS = {
         System(
             "dockyard",
             "dockyard (this tree)",
-            "Worker(q, fn, url=..., concurrency=100), asyncio loop, hiredis, orjson (fast extra)",
+            "Worker(q, fn, url=..., concurrency=100), asyncio loop (uvloop row: the loop "
+            "`dockyard worker` picks with the fast extra), hiredis, orjson (fast extra)",
             (
                 *C100,
                 Row(
-                    "1 proc warm",
-                    "concurrency 100, 1 proc, scripts already cached in Redis",
-                    compare="1 proc",
-                    warm=True,
-                ),
-                Row(
-                    "1 proc warm uvloop",
-                    "concurrency 100, 1 proc, scripts cached, uvloop",
+                    "1 proc uvloop",
+                    "concurrency 100, 1 proc, uvloop",
                     extra={"loop": "uvloop"},
                     compare="1 proc",
-                    warm=True,
                 ),
             ),
             rss=True,

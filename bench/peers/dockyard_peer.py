@@ -1,8 +1,8 @@
 """dockyard as a benchmark peer: enqueue, fill, work and latency roles (see common.py).
 
 Settings: ``Worker(queue, handler, url=..., concurrency=100)``, defaults otherwise; the
-event loop is asyncio's own unless ``"loop": "uvloop"`` is given (on this machine uvloop
-measured slower with dockyard's auto-pipelined client; bench/RESULTS.md).
+event loop is asyncio's own unless ``"loop": "uvloop"`` is given (what ``dockyard worker``
+runs on when uvloop is installed).
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class Runner:
             return self._final_failure(job, token, reason, None)
         try:
             result = await self._call(handler, job)
-            value = dump_json(result, "the handler's return value")
+            value = "null" if result is None else dump_json(result, "the handler's return value")
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

@@ -180,42 +180,45 @@ class Job:
         token: str | None = None,
     ) -> Job:
         """Build a Job from a BullMQ job hash as a flat ``[field, value, ...]`` list."""
+        # On every fetched job: fills the slots directly rather than through __init__'s
+        # keyword arguments, and reads the fields a fresh job lacks only when present.
         it = iter(flat)
         h: dict[bytes, bytes] = dict(zip(it, it, strict=True))
         get = h.get
-        stack = get(b"stacktrace")
-        traces = _json_or_text(stack, []) if stack is not None else []
+        job = cls.__new__(cls)
+        job.id = job_id
+        job.name = get(b"name", b"").decode()
+        job.data = _json_or_text(get(b"data"), {})
+        job.opts = _parse_opts(get(b"opts"))
+        job.queue_name = queue_name
+        job.timestamp = _ms(get(b"timestamp")) or 0.0
+        job.delay = _int(get(b"delay")) / 1000
+        job.priority = _int(get(b"priority"))
+        progress = get(b"progress")
+        job.progress = 0 if progress is None else _json_or_text(progress, 0)
         atm = get(b"atm")
         if atm is None:
             atm = get(b"attemptsMade")
+        job.attempts_made = _int(atm)
+        job.attempts_started = _int(get(b"ats"))
+        job.stalled_counter = _int(get(b"stc"))
         reason = get(b"failedReason")
-        defa = get(b"defa")
-        pb = get(b"pb")
-        progress = get(b"progress")
+        job.failed_reason = reason.decode("utf-8", "replace") if reason is not None else None
+        stack = get(b"stacktrace")
+        traces = _json_or_text(stack, []) if stack is not None else []
+        job.stacktrace = [str(s) for s in traces] if isinstance(traces, list) else []
         returned = get(b"returnvalue")
-        return cls(
-            id=job_id,
-            name=get(b"name", b"").decode(),
-            data=_json_or_text(get(b"data"), {}),
-            opts=_parse_opts(get(b"opts")),
-            queue_name=queue_name,
-            timestamp=_ms(get(b"timestamp")) or 0.0,
-            delay=_int(get(b"delay")) / 1000,
-            priority=_int(get(b"priority")),
-            progress=0 if progress is None else _json_or_text(progress, 0),
-            attempts_made=_int(atm),
-            attempts_started=_int(get(b"ats")),
-            stalled_counter=_int(get(b"stc")),
-            failed_reason=reason.decode("utf-8", "replace") if reason is not None else None,
-            stacktrace=[str(s) for s in traces] if isinstance(traces, list) else [],
-            return_value=None if returned is None else _json_or_text(returned),
-            processed_on=_ms(get(b"processedOn")),
-            finished_on=_ms(get(b"finishedOn")),
-            processed_by=pb.decode() if pb is not None else None,
-            deferred_failure=defa.decode("utf-8", "replace") if defa is not None else None,
-            token=token,
-            backend=backend,
-        )
+        job.return_value = None if returned is None else _json_or_text(returned)
+        job.processed_on = _ms(get(b"processedOn"))
+        finished = get(b"finishedOn")
+        job.finished_on = None if finished is None else _ms(finished)
+        pb = get(b"pb")
+        job.processed_by = pb.decode() if pb is not None else None
+        defa = get(b"defa")
+        job.deferred_failure = defa.decode("utf-8", "replace") if defa is not None else None
+        job.token = token
+        job._backend = backend
+        return job
 
     def to_redis(self) -> dict[str, str]:
         """The fields an add stores: ``name, data, opts, timestamp, delay, priority``."""

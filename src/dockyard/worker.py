@@ -167,6 +167,7 @@ class Worker:
             self.settings.lock_duration / 2,
         )
         self._tokens = 0
+        self._lock_ms = to_ms(self.settings.lock_duration)
         self._active: dict[str, Job] = {}
         self._ready: deque[Job] = deque()
         self._idle: deque[asyncio.Future[Job | None]] = deque()
@@ -316,7 +317,7 @@ class Worker:
         limit_max, limit_ms = self._limiter
         return Lease(
             f"{self.id}:{self._tokens}",
-            to_ms(self.settings.lock_duration),
+            self._lock_ms,
             self.settings.name,
             limit_max,
             limit_ms,

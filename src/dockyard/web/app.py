@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import time
@@ -30,6 +31,11 @@ from ..queue import Queue
 COOKIE = "dockyard_token"
 
 
+#: Queue objects kept open at once; past it the least recently used one is closed, so that
+#: requests naming ever new queues cannot grow the server's memory without bound.
+MAX_OPEN_QUEUES = 256
+
+
 @dataclass(slots=True)
 class Registry:
     """The app's store and its Queue objects, opened on first use, closed at shutdown."""
@@ -40,14 +46,21 @@ class Registry:
     queues: dict[str, Queue] = field(default_factory=dict)
     #: Discovered names and when: finding them scans the store, so at most every 30 s.
     _found: tuple[float, list[str]] = (0.0, [])
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     def queue(self, name: str) -> Queue:
-        found = self.queues.get(name)
+        found = self.queues.pop(name, None)
         if found is None:
             if self.fixed is not None and name not in self.fixed:
                 raise JobNotFoundError(f"this server does not serve a queue named {name!r}")
+            while len(self.queues) >= MAX_OPEN_QUEUES:
+                oldest = self.queues.pop(next(iter(self.queues)))
+                task = asyncio.get_running_loop().create_task(oldest.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
             backend = open_backend(self.url, name, prefix=self.prefix, retry_for=5.0)
-            found = self.queues[name] = Queue(name, prefix=self.prefix, backend=backend)
+            found = Queue(name, prefix=self.prefix, backend=backend)
+        self.queues[name] = found  # last: the most recently used
         return found
 
     async def names(self) -> list[str]:
@@ -64,6 +77,8 @@ class Registry:
         for queue in self.queues.values():
             await queue.close()
         self.queues.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
 
 def _status(exc: DockyardError) -> int:
