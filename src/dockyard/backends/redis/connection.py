@@ -185,11 +185,15 @@ class Connection:
         if protocol.lost is not None:
             fut.set_exception(protocol.lost)
             return fut
+        idle = not protocol.pending
         protocol.pending.append(fut)
         packed = _pack(tuple(args))
         self._buffer.append(packed)
         self._buffered += len(packed)
-        if self._buffered >= EAGER_WRITE_BYTES:
+        if idle or self._buffered >= EAGER_WRITE_BYTES:
+            # Nothing in flight: the server is waiting, so a lone request (an add, a read)
+            # goes out now instead of a loop turn later; commands that follow in this turn
+            # are batched as usual.
             self._write()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
