@@ -469,8 +469,14 @@ OPTION_NAMES = (
 )
 
 
+#: The options of a job added with none given (JobOptions is frozen: one shared instance).
+DEFAULT_OPTIONS = JobOptions()
+
+
 def build_options(base: JobOptions | None = None, /, **given: Any) -> JobOptions:
     """Validate keyword options over ``base`` defaults; unknown names raise InvalidOptionError."""
+    if not given:  # the common add: nothing to validate, and the options are frozen
+        return base if base is not None else DEFAULT_OPTIONS
     unknown = sorted(set(given) - set(OPTION_NAMES))
     if unknown:
         raise InvalidOptionError(

@@ -49,6 +49,7 @@ class Queue:
         self.prefix = prefix
         self.backend = backend if backend is not None else open_backend(url, name, prefix=prefix)
         self.default_job_options: JobOptions = build_options(None, **(default_job_options or {}))
+        self._last_opts: tuple[JobOptions, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} on {self.backend!r}>"
@@ -69,6 +70,15 @@ class Queue:
         await self.backend.close()
 
     # -- adding ---------------------------------------------------------------------
+
+    def _opts_text(self, opts: JobOptions) -> str:
+        """BullMQ's opts JSON; the last one is kept, since most adds share their options."""
+        last = self._last_opts
+        if last is not None and last[0] is opts:
+            return last[1]
+        text = dump_json(opts.to_bullmq(), "job options")
+        self._last_opts = (opts, text)
+        return text
 
     def _prepare(self, name: str, data: Any, options: Mapping[str, Any]) -> tuple[NewJob, Job]:
         return self._prepare_with(name, data, build_options(self.default_job_options, **options))
@@ -92,7 +102,7 @@ class Queue:
         new = NewJob(
             name=name,
             data=data_text,
-            opts=dump_json(opts.to_bullmq(), "job options"),
+            opts=self._opts_text(opts),
             timestamp=to_ms(timestamp),
             delay=to_ms(opts.delay),
             priority=opts.priority,
