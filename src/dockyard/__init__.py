@@ -1,5 +1,6 @@
 """dockyard: a durable job queue and worker system, wire-compatible with BullMQ on Redis."""
 
+from .backoff import Backoff
 from .errors import (
     BackendUnavailableError,
     DelayedError,
@@ -17,7 +18,7 @@ from .errors import (
 )
 from .events import QueueEvent, QueueEvents
 from .job import Job
-from .options import Backoff, JobOptions, KeepJobs
+from .options import JobOptions, KeepJobs
 from .queue import Queue
 from .worker import Worker, WorkerSettings
 

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Finish
+from .durations import to_ms
 from .errors import DelayedError, InvalidOptionError, RateLimitError, UnrecoverableError
 from .isolate import HandlerError, Pool, target_of
 from .job import Job, dump_json
-from .options import to_ms
 
 if TYPE_CHECKING:
     from .worker import BackoffStrategy, Handler, WorkerSettings

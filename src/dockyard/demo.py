@@ -8,9 +8,9 @@ import tempfile
 import time
 from typing import Any
 
+from .backoff import Backoff
 from .errors import JobFailed, UnrecoverableError
 from .job import Job
-from .options import Backoff
 from .queue import Queue
 from .worker import Worker
 

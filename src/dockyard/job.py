@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from .durations import to_epoch, to_ms, to_seconds
 from .errors import (
     InvalidJobError,
     InvalidOptionError,
@@ -19,7 +20,7 @@ from .errors import (
     JobLockedError,
     error_for_code,
 )
-from .options import JobOptions, to_epoch, to_ms, to_seconds
+from .options import JobOptions
 
 if TYPE_CHECKING:
     from .backends.base import Backend

@@ -1,18 +1,18 @@
 """Job options: validation of what users pass, and BullMQ's ``opts`` encoding.
 
 The Python API speaks seconds and snake_case; BullMQ's ``opts`` JSON speaks milliseconds
-and camelCase. Both directions live here so that no other module knows BullMQ's spellings.
+and camelCase. Both directions live here (and, for ``backoff``, in backoff.py) so that no
+other module knows BullMQ's spellings. Durations are read by durations.py.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any
 
+from .backoff import Backoff
+from .durations import to_epoch, to_ms, to_seconds
 from .errors import InvalidJobError, InvalidOptionError
 
 #: Highest priority BullMQ 6.x accepts (5.x accepts one more); lower numbers run sooner.
@@ -47,146 +47,10 @@ RESERVED_IDS = frozenset(
 )
 
 
-# The longest duration any option takes. A delayed job's score is due_ms * 4096 + n and must
-# stay an exact double (< 2**53), which holds until about 2039; ten years keeps every sum
-# of now and a duration far from overflow.
-MAX_SECONDS = 10 * 365 * 86_400
-# The latest timestamp (epoch seconds) whose delayed score stays exact: 2**53 // 4096 ms.
-MAX_EPOCH = 2**53 // 4096 // 1000
-
-
-def to_seconds(
-    value: object, name: str, *, allow_zero: bool = True, most: float = MAX_SECONDS
-) -> float:
-    """Read a duration given as seconds (int/float) or ``timedelta``; refuse bad values."""
-    if isinstance(value, timedelta):
-        secs = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = float(value)
-    else:
-        raise InvalidOptionError(
-            f"{name} must be a number of seconds or a timedelta, got {value!r}"
-        )
-    if not math.isfinite(secs) or secs < 0 or (secs == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "more than zero"
-        raise InvalidOptionError(f"{name} must be {bound} seconds, got {value!r}")
-    if secs > most:
-        raise InvalidOptionError(f"{name} must be at most {most:,} seconds, got {value!r}")
-    return secs
-
-
-def to_epoch(value: object, name: str) -> float:
-    """Read a point in time given as epoch seconds; refuse one past what the scores hold."""
-    return to_seconds(value, name, most=MAX_EPOCH)
-
-
-def to_ms(seconds: float) -> int:
-    """Seconds (float) to BullMQ's integer milliseconds."""
-    return round(seconds * 1000)
-
-
 def _non_negative_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidOptionError(f"{name} must be a whole number >= 0, got {value!r}")
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How long to wait before the next attempt of a failed job.
-
-    Build one with :meth:`fixed`, :meth:`exponential` or :meth:`custom` (a strategy named
-    in the worker's ``backoff_strategies``). ``delay`` is in seconds.
-    """
-
-    type: str
-    delay: float = 0.0
-    jitter: float = 0.0
-
-    @classmethod
-    def fixed(cls, delay: float | timedelta, *, jitter: float = 0.0) -> Backoff:
-        """Wait ``delay`` seconds before every retry (less a random ``jitter`` fraction)."""
-        return cls("fixed", to_seconds(delay, "backoff delay"), _jitter(jitter))
-
-    @classmethod
-    def exponential(cls, delay: float | timedelta, *, jitter: float = 0.0) -> Backoff:
-        """Wait ``delay * 2**(n-1)`` seconds before retry ``n`` (less a random ``jitter`` part)."""
-        return cls("exponential", to_seconds(delay, "backoff delay"), _jitter(jitter))
-
-    @classmethod
-    def custom(cls, name: str, delay: float | timedelta = 0.0) -> Backoff:
-        """Use the worker's strategy registered under ``name``."""
-        if not isinstance(name, str) or not name:
-            raise InvalidOptionError(f"a custom backoff needs a strategy name, got {name!r}")
-        return cls(name, to_seconds(delay, "backoff delay"))
-
-    @classmethod
-    def coerce(cls, value: object) -> Backoff:
-        """Accept a Backoff, seconds (fixed), or ``{"type", "delay" (s), "jitter"}``."""
-        if isinstance(value, Backoff):
-            return value
-        if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
-            return cls.fixed(value)
-        if isinstance(value, Mapping):
-            unknown = set(value) - {"type", "delay", "jitter"}
-            if unknown or "type" not in value:
-                raise InvalidOptionError(
-                    f"backoff takes 'type', 'delay' (seconds) and 'jitter', got {dict(value)!r}"
-                )
-            kind, delay = value["type"], value.get("delay", 0.0)
-            jitter = value.get("jitter", 0.0)
-            if kind == "fixed":
-                return cls.fixed(delay, jitter=jitter)
-            if kind == "exponential":
-                return cls.exponential(delay, jitter=jitter)
-            return cls.custom(kind, delay)
-        raise InvalidOptionError(
-            f"backoff must be a Backoff, a number of seconds or a dict, got {value!r}"
-        )
-
-    @property
-    def builtin(self) -> bool:
-        """True for the strategies computed here (fixed, exponential)."""
-        return self.type in ("fixed", "exponential")
-
-    def delay_for(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1 = first retry), BullMQ's formula."""
-        base_ms = to_ms(self.delay)
-        if self.type == "exponential":
-            base_ms = round(2 ** (attempt - 1) * base_ms)
-        if self.jitter > 0:
-            base_ms = math.floor(
-                base_ms * (1 - self.jitter) + random.random() * base_ms * self.jitter
-            )
-        return base_ms / 1000
-
-    def to_bullmq(self) -> dict[str, Any]:
-        """BullMQ's stored form: ``{"type", "delay" (ms)[, "jitter"]}``."""
-        out: dict[str, Any] = {"type": self.type, "delay": to_ms(self.delay)}
-        if self.jitter:
-            out["jitter"] = self.jitter
-        return out
-
-    @classmethod
-    def from_bullmq(cls, value: object) -> Backoff | None:
-        """Read BullMQ's stored backoff (number of ms or dict with ms); None if unusable."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return cls("fixed", max(float(value), 0.0) / 1000)
-        if isinstance(value, Mapping) and isinstance(value.get("type"), str):
-            delay = value.get("delay", 0)
-            jitter = value.get("jitter", 0)
-            return cls(
-                value["type"],
-                float(delay) / 1000 if isinstance(delay, (int, float)) else 0.0,
-                float(jitter) if isinstance(jitter, (int, float)) else 0.0,
-            )
-        return None
-
-
-def _jitter(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidOptionError(f"backoff jitter must be between 0 and 1, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

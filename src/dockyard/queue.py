@@ -11,6 +11,7 @@ from typing import Any
 
 from .backends import Backend, open_backend
 from .backends.base import STATES, NewJob
+from .durations import MAX_EPOCH, to_epoch, to_ms, to_seconds
 from .errors import (
     InvalidJobError,
     InvalidOptionError,
@@ -19,7 +20,7 @@ from .errors import (
     JobStateError,
 )
 from .job import Job, dump_json
-from .options import MAX_EPOCH, JobOptions, build_options, to_epoch, to_ms, to_seconds
+from .options import JobOptions, build_options
 
 #: Counts ``get_job_counts()`` reports when no states are named: every state.
 DEFAULT_COUNT_STATES = STATES

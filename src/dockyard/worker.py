@@ -31,9 +31,10 @@ from ._keeper import LockKeeper
 from ._runner import Runner
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
+from .durations import to_ms, to_seconds
 from .errors import InvalidOptionError, JobStateError, LockLostError
 from .job import Job
-from .options import KeepJobs, to_ms, to_seconds
+from .options import KeepJobs
 
 log = logging.getLogger("dockyard.worker")
 

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
-from ...options import to_ms, to_seconds
+from ...durations import to_ms, to_seconds
 
 if TYPE_CHECKING:
     from .stores import Store
