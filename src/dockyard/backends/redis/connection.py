@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -295,8 +295,17 @@ class RedisClient:
         conn = await self.connection()
         return await conn.execute(*args)
 
-    async def send(self, args: Sequence[Any]) -> Any:
-        """Run one command; an error reply is returned as a ReplyError, not raised."""
+    def send(self, args: Sequence[Any]) -> Awaitable[Any]:
+        """Run one command; an error reply is returned as a ReplyError, not raised.
+
+        While connected this is the connection's own future: no coroutine per command.
+        """
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn.send(args)
+        return self._send_reconnecting(args)
+
+    async def _send_reconnecting(self, args: Sequence[Any]) -> Any:
         conn = await self.connection()
         return await conn.send(args)
 
