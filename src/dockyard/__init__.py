@@ -5,6 +5,7 @@ from .errors import (
     BackendUnavailableError,
     DelayedError,
     DockyardError,
+    FailedChildrenError,
     InvalidJobError,
     InvalidOptionError,
     JobFailed,
@@ -13,8 +14,10 @@ from .errors import (
     JobStateError,
     LockLostError,
     NotSupportedError,
+    PendingChildrenError,
     RateLimitError,
     UnrecoverableError,
+    WaitingChildrenError,
 )
 from .events import QueueEvent, QueueEvents
 from .job import Job
@@ -29,6 +32,7 @@ __all__ = [
     "Backoff",
     "DelayedError",
     "DockyardError",
+    "FailedChildrenError",
     "InvalidJobError",
     "InvalidOptionError",
     "Job",
@@ -40,11 +44,13 @@ __all__ = [
     "KeepJobs",
     "LockLostError",
     "NotSupportedError",
+    "PendingChildrenError",
     "Queue",
     "QueueEvent",
     "QueueEvents",
     "RateLimitError",
     "UnrecoverableError",
+    "WaitingChildrenError",
     "Worker",
     "WorkerSettings",
 ]

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Finish
 from .durations import to_ms
-from .errors import DelayedError, InvalidOptionError, RateLimitError, UnrecoverableError
+from .errors import (
+    DelayedError,
+    FailedChildrenError,
+    InvalidOptionError,
+    RateLimitError,
+    UnrecoverableError,
+    WaitingChildrenError,
+)
 from .isolate import HandlerError, Pool, target_of
 from .job import Job, dump_json
 
@@ -147,6 +154,9 @@ class Runner:
         if isinstance(exc, DelayedError):
             # The handler moved its own job (Job.move_to_delayed): nothing more to store.
             return Finish(job.id, token, "none", "")
+        if _waits_for_children(exc):
+            # The handler parked its job (Job.move_to_waiting_children): nothing to store.
+            return Finish(job.id, token, "none", "")
         if isinstance(exc, RateLimitError):
             # Back to the front of wait, no attempt counted; the worker waits out the limit.
             return Finish(job.id, token, "release", "")
@@ -213,6 +223,20 @@ class Runner:
         )
 
 
+def _waits_for_children(exc: BaseException) -> bool:
+    """True for WaitingChildrenError (matched by name too, as BullMQ, for isolated jobs)."""
+    return isinstance(exc, WaitingChildrenError) or type(exc).__name__ == "WaitingChildrenError"
+
+
+def refused(runner: Runner, job: Job, token: str, exc: BaseException) -> Finish:
+    """The outcome of a completion the store refused because of the job's children: a
+    child failed with fail_parent_on_failure -> fail now, no retry; children still
+    pending -> an ordinary failure of the attempt (retried per the job's attempts)."""
+    if isinstance(exc, FailedChildrenError):
+        return runner._final_failure(job, token, str(exc), None)
+    return runner._failure(job, token, exc)
+
+
 def _by_name(target: str) -> Any:
     """An isolated handler given by name: a placeholder the pool knows by its target."""
 
@@ -256,3 +280,15 @@ class _ThreadJob:
         """Blocking ``Job.get_state``."""
         result: str = self._wait(self._job.get_state())
         return result
+
+    def move_to_waiting_children(
+        self, token: str | None = None, *, child_key: str | None = None
+    ) -> bool:
+        """Blocking ``Job.move_to_waiting_children``."""
+        moved: bool = self._wait(self._job.move_to_waiting_children(token, child_key=child_key))
+        return moved
+
+    def get_children_values(self) -> dict[str, Any]:
+        """Blocking ``Job.get_children_values``."""
+        values: dict[str, Any] = self._wait(self._job.get_children_values())
+        return values

@@ -8,7 +8,9 @@ Everything dockyard raises derives from :class:`DockyardError`::
     ├── JobNotFoundError         the job does not exist (any more)
     ├── LockLostError            the job's lock is gone or belongs to another worker
     ├── JobStateError            the job is not in the state the operation needs
-    │   └── JobLockedError       a worker holds the job's lock, so it cannot be changed now
+    │   ├── JobLockedError       a worker holds the job's lock, so it cannot be changed now
+    │   ├── PendingChildrenError a parent cannot complete: children still pending
+    │   └── FailedChildrenError  a parent cannot complete: a child failed (fail_parent_on_failure)
     ├── BackendUnavailableError  the store cannot be reached, after retries
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
@@ -18,6 +20,7 @@ Handlers raise these to steer their own job; they are not errors of dockyard's:
     UnrecoverableError   fail the job now, with no further attempts
     DelayedError         the handler moved its job to delayed; do nothing more
     RateLimitError       the handler hit a rate limit; put the job back to wait
+    WaitingChildrenError the handler moved its job to waiting-children; do nothing more
 
 Negative return codes of the Redis scripts map through :class:`ScriptCode` and
 :func:`error_for_code` to one of the classes above.
@@ -119,11 +122,31 @@ def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
     if kind is ScriptCode.NOT_IN_STATE:
         return JobStateError(f"{operation}: job {job_id} is not in the state this needs")
     if kind is ScriptCode.PENDING_DEPENDENCIES:
-        return JobStateError(f"{operation}: job {job_id} still has pending children")
+        return PendingChildrenError(f"{operation}: job {job_id} still has pending children")
     if kind is ScriptCode.PARENT_MISSING:
         return JobNotFoundError(f"{operation}: the parent of job {job_id} does not exist")
     if kind is ScriptCode.OTHER_PARENT:
         return InvalidJobError(f"{operation}: job {job_id} already exists with another parent")
     if kind is ScriptCode.SCHEDULER_JOB:
         return JobStateError(f"{operation}: job {job_id} is a scheduler's current iteration")
-    return JobStateError(f"{operation}: job {job_id} has failed children")
+    return FailedChildrenError(
+        f"{operation}: job {job_id} cannot complete: a child failed with fail_parent_on_failure"
+    )
+
+
+# -- flows (parent/child jobs) ------------------------------------------------------------
+
+
+class PendingChildrenError(JobStateError):
+    """The job has children that have not finished, so it cannot complete yet; wait for
+    them (``Job.move_to_waiting_children``) or fail the job."""
+
+
+class FailedChildrenError(JobStateError):
+    """A child of the job failed with fail_parent_on_failure, so the job cannot complete;
+    it can only fail (a worker fails it with no further attempts)."""
+
+
+class WaitingChildrenError(Exception):
+    """Raise from a handler after ``await job.move_to_waiting_children()`` returned True:
+    the job now waits for its children; the worker does nothing more with it."""

@@ -18,12 +18,14 @@ from .errors import (
     InvalidOptionError,
     JobFailed,
     JobLockedError,
+    NotSupportedError,
     error_for_code,
 )
 from .options import JobOptions
 
 if TYPE_CHECKING:
     from .backends.base import Backend
+    from .backends.redis.flows import RedisFlows
 
 _loads: Callable[[bytes], Any]
 try:  # the ``fast`` extra: parsing (never encoding, which must refuse NaN) with orjson
@@ -376,3 +378,53 @@ class Job:
             job_id=self.id, token=token, outcome=outcome, value=value, attempts=self.opts.attempts
         )
         await self._need_backend().finish(result, None)
+
+    # -- flows (parent/child jobs; the Redis store only, for now) ---------------------------
+
+    def _flows(self, what: str) -> RedisFlows:
+        backend = self._need_backend()
+        flows: RedisFlows | None = getattr(backend, "flows", None)
+        if flows is None:
+            raise NotSupportedError(
+                f"{what}: flows (parent/child jobs) need the Redis store; job {self.id} is in "
+                f"the {backend.kind!r} store, which does not support them yet"
+            )
+        return flows
+
+    async def move_to_waiting_children(
+        self, token: str | None = None, *, child_key: str | None = None
+    ) -> bool:
+        """From a handler: wait for this job's pending children (or only ``child_key``, a
+        child's full key ``<prefix>:<queue>:<id>``).
+
+        True: the job now waits in ``waiting-children`` until they finish; then
+        ``raise WaitingChildrenError()`` so the worker leaves it there. False: nothing is
+        pending, so the job is still yours: carry on.
+        """
+        if child_key is not None and (not isinstance(child_key, str) or not child_key):
+            raise InvalidOptionError(f"child_key must be a child's full key, got {child_key!r}")
+        token = token if token is not None else self.token
+        if token is None or not isinstance(token, str):
+            raise InvalidOptionError(f"job {self.id} has no lock token; pass the job's token")
+        flows = self._flows("move_to_waiting_children")
+        return await flows.move_to_waiting_children(
+            self.id, token, child_key, int(time.time() * 1000)
+        )
+
+    async def get_children_values(self) -> dict[str, Any]:
+        """``{child key: return value}`` of this job's children that completed."""
+        return await self._flows("get_children_values").children_values(self.id)
+
+    async def get_failed_children_values(self) -> dict[str, str]:
+        """``{child key: reason}`` of children that failed with continue/ignore-on-failure
+        (BullMQ's "ignored" failures)."""
+        return await self._flows("get_failed_children_values").ignored_failures(self.id)
+
+    async def get_dependencies(self) -> dict[str, Any]:
+        """This job's children by kind: ``processed`` {key: value}, ``unprocessed`` [keys],
+        ``failed`` [keys failed with fail-parent-on-failure], ``ignored`` {key: reason}."""
+        return await self._flows("get_dependencies").dependencies(self.id)
+
+    async def get_dependencies_count(self) -> dict[str, int]:
+        """How many children of each kind: processed, unprocessed, ignored, failed."""
+        return await self._flows("get_dependencies_count").dependencies_count(self.id)

@@ -28,11 +28,17 @@ from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
-from ._runner import Runner
+from ._runner import Runner, refused
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
-from .errors import InvalidOptionError, JobStateError, LockLostError
+from .errors import (
+    FailedChildrenError,
+    InvalidOptionError,
+    JobStateError,
+    LockLostError,
+    PendingChildrenError,
+)
 from .job import Job
 from .options import KeepJobs
 
@@ -388,6 +394,10 @@ class Worker:
             attempt += 1
             try:
                 return await self.backend.finish(finish, lease, count)
+            except (PendingChildrenError, FailedChildrenError) as exc:
+                # A parent whose children are not done cannot complete: fail it instead.
+                log.warning("job %s: %s", job.id, exc)
+                finish, attempt = refused(self._runner, job, finish.token, exc), 0
             except (LockLostError, JobStateError) as exc:
                 if attempt > 1:
                     log.info("job %s: outcome already stored before the reconnect", job.id)

@@ -17,6 +17,7 @@
 //   progress      updateProgress(50), updateProgress({"step": 2}), log "line 1", "line 2", returns
 //   sleep         waits data.ms, returns
 //   hang          never settles (for stalled-job tests)
+//   children      returns {"children": job.getChildrenValues()} (a flow parent)
 //
 // Output lines: {"event": "ready"}; {"event": "active", id, name}; for every finished attempt
 // {"event": "completed"|"failed", id, state, returnvalue, failedReason, attemptsMade} with state
@@ -59,6 +60,8 @@ function makeProcessor(UnrecoverableError, stats, override) {
       case 'hang':
         await new Promise(() => {});
         break;
+      case 'children':
+        return { children: await job.getChildrenValues() };
       default:
         throw new Error(`unknown behaviour ${JSON.stringify(data.behaviour)}`);
     }

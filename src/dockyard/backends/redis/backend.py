@@ -15,6 +15,7 @@ from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
 from .connection import ConnectionLost, RedisAddress, RedisClient
+from .flows import RedisFlows
 from .keys import QueueKeys, validate_queue_name
 from .scripts import QueueScripts
 
@@ -49,6 +50,7 @@ class RedisBackend(RedisAdmin):
         self.address = RedisAddress.from_url(url)
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
+        self.flows = RedisFlows(self.client, self.keys)
         self._blocking: RedisClient | None = None
         self._listener: RedisClient | None = None
         self._interrupted = False
@@ -289,7 +291,7 @@ class RedisBackend(RedisAdmin):
                 ),
             )
             if isinstance(reply, int):
-                raise error_for_code(reply, result.job_id, f"move to {outcome}")
+                raise await self.flows.finish_error(reply, result.job_id, f"move to {outcome}")
             return self._fetched(reply, lease.token) if lease else None
         if outcome in ("retry", "release"):
             release = outcome == "release"

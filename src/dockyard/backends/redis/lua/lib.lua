@@ -99,8 +99,124 @@ local function takeLock(prefix, jobId, token, stalledKey)
   return 0
 end
 
-local function deleteJobKeys(prefix, jobId)
+-- Flows ---------------------------------------------------------------------------------
+-- A child names its parent in `parent` (JSON: id, queueKey, and fpof/cpof/idof/rdof when
+-- set) and `parentKey`; a parent keeps `:dependencies` (pending children's keys),
+-- `:processed` (their return values), `:failed` and `:unsuccessful` (failures by policy).
+-- Keys of the parent's queue are not declared in KEYS (as BullMQ): one server only.
+
+-- The parent of a child as {key, queue, id, flags}, from `parent` JSON, else `parentKey`
+-- split at its last ':' (no failure policy then); nil when it has none.
+local function parentOf(parentKey, parentJson)
+  if parentJson and parentJson ~= "" then
+    local ok, p = pcall(cjson.decode, parentJson)
+    if ok and type(p) == "table" and p.id ~= nil and type(p.queueKey) == "string" then
+      local id = tostring(p.id)
+      return {key = p.queueKey .. ":" .. id, queue = p.queueKey, id = id, flags = p}
+    end
+  end
+  if parentKey and parentKey ~= "" then
+    local queue, id = string.match(parentKey, "^(.*):([^:]*)$")
+    if queue then return {key = parentKey, queue = queue, id = id, flags = {}} end
+  end
+  return nil
+end
+
+-- Move a parent just taken out of waiting-children to where it runs: delayed by its
+-- `delay`, else prioritized by its `priority`, else the end of wait (next to run).
+local function releaseParent(parent, now)
+  local pq = parent.queue
+  local f = rcall("HMGET", parent.key, "priority", "delay")
+  local priority, delay = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+  local meta = readMeta(pq .. ":meta")
+  if delay > 0 then
+    local due = now + delay
+    rcall("ZADD", pq .. ":delayed", due * 4096, parent.id)
+    emit(pq .. ":events", meta.maxEvents, "delayed", "jobId", parent.id, "delay", due)
+    addDelayMarker(pq .. ":marker", pq .. ":delayed")
+    return
+  end
+  if priority > 0 then
+    rcall("ZADD", pq .. ":prioritized", priorityScore(pq .. ":pc", priority), parent.id)
+  else
+    rcall("RPUSH", readyList(meta, pq .. ":wait", pq .. ":paused"), parent.id)
+  end
+  if not pausedOrMaxed(meta, pq .. ":active") then addReadyMarker(pq .. ":marker") end
+  emit(pq .. ":events", meta.maxEvents, "waiting", "jobId", parent.id, "prev",
+    "waiting-children")
+end
+
+-- Release the parent when no child is pending and it waits for children.
+local function releaseParentIfReady(parent, now)
+  if rcall("SCARD", parent.key .. ":dependencies") == 0 and rcall("EXISTS", parent.key) == 1
+      and rcall("ZREM", parent.queue .. ":waiting-children", parent.id) == 1 then
+    releaseParent(parent, now)
+  end
+end
+
+-- A child completed: record its value in the parent, release the parent if it was the last.
+local function childCompleted(childKey, parent, value, now)
+  if rcall("SREM", parent.key .. ":dependencies", childKey) == 1 then
+    rcall("HSET", parent.key .. ":processed", childKey, value)
+    releaseParentIfReady(parent, now)
+  end
+end
+
+-- A child failed for good: apply its failure policy (the flag in its `parent` JSON).
+local function childFailed(childKey, parent, reason, now, nowText)
+  local flags = parent.flags
+  if not (flags.fpof or flags.cpof or flags.idof or flags.rdof) then return end
+  if rcall("SREM", parent.key .. ":dependencies", childKey) == 0 then return end
+  if flags.fpof then
+    rcall("ZADD", parent.key .. ":unsuccessful", nowText, childKey)
+    if rcall("EXISTS", parent.key) == 0 then return end
+    local moved = rcall("ZREM", parent.queue .. ":waiting-children", parent.id) == 1
+    if not moved and rcall("ZREM", parent.queue .. ":delayed", parent.id) == 1 then
+      rcall("HSET", parent.key, "delay", "0")
+      moved = true
+    end
+    if moved or not rcall("ZSCORE", parent.queue .. ":failed", parent.id) then
+      -- The next worker to fetch the parent fails it at once with this reason.
+      rcall("HSET", parent.key, "defa", "child " .. childKey .. " failed")
+    end
+    if moved then releaseParent(parent, now) end
+  elseif flags.cpof then
+    rcall("HSET", parent.key .. ":failed", childKey, reason)
+    if rcall("EXISTS", parent.key) == 1
+        and rcall("ZREM", parent.queue .. ":waiting-children", parent.id) == 1 then
+      releaseParent(parent, now)
+    end
+  elseif flags.idof then
+    releaseParentIfReady(parent, now)
+    rcall("HSET", parent.key .. ":failed", childKey, reason)
+  else
+    releaseParentIfReady(parent, now)
+  end
+end
+
+-- A child is being deleted: it is no longer a dependency; a parent left with none goes to
+-- the end of wait (its priority and delay are not applied, as BullMQ's removal).
+local function dropChild(childKey, parent)
+  local depsKey = parent.key .. ":dependencies"
+  if rcall("SREM", depsKey, childKey) == 0 or rcall("SCARD", depsKey) > 0 then return end
+  local pq = parent.queue
+  if rcall("ZREM", pq .. ":waiting-children", parent.id) == 0 then return end
+  local meta = readMeta(pq .. ":meta")
+  rcall("RPUSH", readyList(meta, pq .. ":wait", pq .. ":paused"), parent.id)
+  if not pausedOrMaxed(meta, pq .. ":active") then addReadyMarker(pq .. ":marker") end
+  emit(pq .. ":events", meta.maxEvents, "waiting", "jobId", parent.id, "prev",
+    "waiting-children")
+end
+
+-- Delete a job's keys. `parent`: the job's parent as parentOf gives it, false when it is
+-- known to need no parent bookkeeping, nil to look it up (one HMGET).
+local function deleteJobKeys(prefix, jobId, parent)
   local key = prefix .. jobId
+  if parent == nil then
+    local f = rcall("HMGET", key, "parentKey", "parent")
+    if f[1] or f[2] then parent = parentOf(f[1], f[2]) end
+  end
+  if parent then dropChild(key, parent) end
   rcall("DEL", key, key .. ":logs", key .. ":dependencies", key .. ":processed",
     key .. ":failed", key .. ":unsuccessful")
 end

@@ -18,7 +18,10 @@
                                          ARGV[17] metrics data points to keep (0 = none)
 
   Returns -1 job missing, -2 lock missing, -6 lock held by another token, -3 not active;
+  completing only: -4 the job has pending children, -9 a child failed with failParentOnFailure;
   else {rateLimitTtl, nextDelayedTs, id1, hash1, ...} as moveToActive (no jobs unless asked).
+
+  Flows: a child's completion or final failure updates its parent (lib.lua, "Flows").
 ]]
 local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
   stalled = KEYS[5], limiter = KEYS[6], delayed = KEYS[7], paused = KEYS[8], meta = KEYS[9],
@@ -32,23 +35,42 @@ local jobKey = prefix .. jobId
 -- lock (-2) as BullMQ does.
 local token = ARGV[3]
 if token == "0" and rcall("EXISTS", jobKey) == 0 then return -1 end
+local completed = ARGV[5] == "completed"
+-- A parent completes only once its children are done (checked before the lock is released).
+-- Both keys exist only while non-empty, so one EXISTS covers the common case of no children.
+if completed and rcall("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") > 0 then
+  if rcall("SCARD", jobKey .. ":dependencies") > 0 then return -4 end
+  if rcall("ZCARD", jobKey .. ":unsuccessful") > 0 then return -9 end
+end
 local lockCode = takeLock(prefix, jobId, token, k.stalled)
 if lockCode == -2 and rcall("EXISTS", jobKey) == 0 then return -1 end
 if lockCode < 0 then return lockCode end
 if rcall("LREM", k.active, "-1", jobId) == 0 then return -3 end
 local meta = readMeta(k.meta)
 -- (no XTRIM: every XADD of ours already caps the stream with MAXLEN ~)
-local completed = ARGV[5] == "completed"
 local attemptsMade = rcall("HINCRBY", jobKey, "atm", "1")
 local keepCount = tonumber(ARGV[8])
-local deid = rcall("HGET", jobKey, "deid")
+local fields = rcall("HMGET", jobKey, "deid", "parentKey", "parent")
+local deid = fields[1]
+local parent = false
+if fields[2] or fields[3] then
+  parent = parentOf(fields[2], fields[3])
+  if parent then
+    if completed then
+      childCompleted(jobKey, parent, ARGV[6], now)
+      parent = false -- no longer a dependency: deleting it below changes nothing
+    else
+      childFailed(jobKey, parent, ARGV[6], now, nowText)
+    end
+  end
+end
 if deid then
   -- A deduplication key without a ttl lasts as long as its job is unfinished.
   local deKey = prefix .. "de:" .. deid
   if rcall("PTTL", deKey) == -1 and rcall("GET", deKey) == jobId then rcall("DEL", deKey) end
 end
 if keepCount == 0 then
-  deleteJobKeys(prefix, jobId)
+  deleteJobKeys(prefix, jobId, parent)
 else
   rcall("ZADD", target, nowText, jobId)
   if completed then
@@ -61,18 +83,21 @@ else
     end
     rcall("HDEL", jobKey, "defa")
   end
+  -- A completed job is no longer a dependency of its parent: trimming it needs no lookup.
+  local trimParent = nil
+  if completed then trimParent = false end
   local keepAge = tonumber(ARGV[9])
   if keepAge > 0 then
     local old = rcall("ZRANGEBYSCORE", target, 0, now - keepAge * 1000, "LIMIT", 0, 1000)
     for _, oldId in ipairs(old) do
-      deleteJobKeys(prefix, oldId)
+      deleteJobKeys(prefix, oldId, trimParent)
       rcall("ZREM", target, oldId)
     end
   end
   if keepCount > 0 then
     local extra = rcall("ZREVRANGE", target, keepCount, -1)
     for _, oldId in ipairs(extra) do
-      deleteJobKeys(prefix, oldId)
+      deleteJobKeys(prefix, oldId, trimParent)
       rcall("ZREM", target, oldId)
     end
   end
