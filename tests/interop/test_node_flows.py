@@ -111,6 +111,7 @@ async def test_a_childs_final_failure_applies_its_failure_policy_to_the_node_par
         "name": "parent",
         "queueName": parents,
         "data": {"parent": True},
+        "opts": {"attempts": 3},  # a parent failed by its child gets no retry
         "children": [
             {"name": "bad", "queueName": children, "opts": bad_opts,
              "data": {"behaviour": "fail", "message": "bad child"}},
