@@ -66,7 +66,7 @@ async def test_a_job_fetched_while_a_handler_blocks_the_loop_keeps_its_lock_and_
             assert time.monotonic() < deadline, "trigger's outcome was never stored"
             await asyncio.sleep(0)
         stealer_go.set()
-        time.sleep(3 * LOCK)
+        time.sleep(3 * LOCK)  # noqa: ASYNC251 - blocking the loop is the point
         return "blocked"
 
     async def trigger(job: Job) -> str:
@@ -113,6 +113,7 @@ async def test_a_job_fetched_while_a_handler_blocks_the_loop_keeps_its_lock_and_
                 lock_duration=LOCK,
                 stalled_interval=0.2,
             ):
+
                 async def all_completed() -> bool:
                     return (await queue.get_job_counts("completed"))["completed"] == len(jobs)
 
