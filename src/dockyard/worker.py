@@ -25,16 +25,17 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
 from ._runner import Runner
+from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
+from ._settings import limiter_of, metrics_points
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
-from .errors import InvalidOptionError, JobStateError, LockLostError
+from .errors import JobStateError, LockLostError
 from .job import Job
 from .options import KeepJobs
 
@@ -42,58 +43,6 @@ log = logging.getLogger("dockyard.worker")
 
 Handler = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]
 BackoffStrategy = Callable[[int, BaseException, Job], float | None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerSettings:
-    """How a worker runs; BullMQ's defaults. Durations in seconds."""
-
-    concurrency: int = 1
-    lock_duration: float = 30.0
-    stalled_interval: float = 30.0
-    max_stalled_count: int = 1
-    drain_delay: float = 5.0
-    name: str | None = None
-    remove_on_complete: KeepJobs | None = None
-    remove_on_fail: KeepJobs | None = None
-    #: Data points of BullMQ metrics to keep (0 = record none).
-    metrics: int = 0
-
-    def __post_init__(self) -> None:
-        c = self.concurrency
-        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise InvalidOptionError(f"concurrency must be a whole number >= 1, got {c!r}")
-        m = self.max_stalled_count
-        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-            raise InvalidOptionError(f"max_stalled_count must be a whole number >= 0, got {m!r}")
-        if self.name is not None and (not isinstance(self.name, str) or " " in self.name):
-            raise InvalidOptionError(f"worker name must be a string without spaces: {self.name!r}")
-
-
-def _metrics_points(metrics: Mapping[str, int] | None) -> int:
-    """``{"max_data_points": n}`` (BullMQ's worker ``metrics``) as n; 0 when off."""
-    if metrics is None:
-        return 0
-    points = metrics.get("max_data_points") if isinstance(metrics, Mapping) else None
-    if set(metrics) != {"max_data_points"} or isinstance(points, bool):
-        raise InvalidOptionError(f"metrics is {{'max_data_points': n}}, got {metrics!r}")
-    if not isinstance(points, int) or points < 1:
-        raise InvalidOptionError(f"max_data_points must be a whole number >= 1: {points!r}")
-    return points
-
-
-def _limiter(limiter: Mapping[str, float] | None) -> tuple[int | None, int | None]:
-    """``{"max": n, "duration": s}`` as (max, ms); BullMQ's worker ``limiter``."""
-    if limiter is None:
-        return None, None
-    if not isinstance(limiter, Mapping) or set(limiter) != {"max", "duration"}:
-        raise InvalidOptionError(
-            f"limiter is {{'max': jobs, 'duration': seconds}}, got {limiter!r}"
-        )
-    most = limiter["max"]
-    if isinstance(most, bool) or not isinstance(most, int) or most < 1:
-        raise InvalidOptionError(f"limiter max must be a whole number >= 1, got {most!r}")
-    return most, to_ms(to_seconds(limiter["duration"], "limiter duration", allow_zero=False))
 
 
 class Worker:
@@ -150,7 +99,7 @@ class Worker:
             remove_on_fail=None
             if remove_on_fail is None
             else KeepJobs.coerce(remove_on_fail, "remove_on_fail"),
-            metrics=_metrics_points(metrics),
+            metrics=metrics_points(metrics),
         )
         self.queue = queue
         self.prefix = prefix
@@ -187,7 +136,7 @@ class Worker:
         self._running = False
         self._signals = 0
         self._limit_until = 0.0
-        self._limiter = _limiter(limiter)
+        self._limiter = limiter_of(limiter)
         self._max_jobs = max_jobs
         self._close_pending = False
         self._log_jobs = log.isEnabledFor(logging.INFO) and log_jobs

@@ -259,3 +259,21 @@ async def test_a_handler_raising_systemexit_or_keyboardinterrupt_fails_only_that
     stored = await queue.get_job(bad.id)
     assert stored is not None and stored.attempts_made == 2
     assert stored.failed_reason == reason
+
+
+async def test_an_isolated_handler_raising_systemexit_fails_that_job_and_its_child_goes_on(
+    queue: Queue, backend_url: str
+) -> None:
+    """Field report #10 with isolate=True: the same reason as in process, and the child
+    that reported it keeps serving jobs (the next job runs in the same process)."""
+    from ..cli import handlers
+
+    bad = await queue.add("a", {"exit": 3})
+    after = await queue.add("a", {"n": 1})
+    async with Worker("q", handlers.isolated, url=backend_url, isolate=True):
+        with pytest.raises(JobFailed, match=r"the handler raised SystemExit\(3\)"):
+            await bad.wait_until_finished(timeout=30)
+        assert (await after.wait_until_finished(timeout=30))["n"] == 1
+    done = await queue.get_job(after.id)
+    assert done is not None
+    assert await queue.get_job_logs(bad.id) == [f"in child {done.return_value['pid']}"]

@@ -59,6 +59,14 @@ async def test_worker_processes_killed_three_times_are_restarted_and_lose_nothin
                 return child
         return None
 
+    found: list[psutil.Process] = []  # kept by the check itself: a later look may differ
+
+    def spotted() -> bool:
+        child = busy_child()
+        if child is not None:
+            found.append(child)
+        return child is not None
+
     for round_ in range(3):
         await wait_for(lambda: len(sup.children()) == 2, timeout=30, what="2 workers")
         await wait_for(
@@ -66,9 +74,8 @@ async def test_worker_processes_killed_three_times_are_restarted_and_lose_nothin
             timeout=60,
             what="progress",
         )
-        await wait_for(lambda: busy_child() is not None, timeout=30, what="a busy worker")
-        victim = busy_child()
-        assert victim is not None
+        await wait_for(spotted, timeout=30, what="a busy worker")
+        victim = found[-1]
         killed_pids.append(str(victim.pid))
         victim.kill()
         await wait_for(
