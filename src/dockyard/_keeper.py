@@ -4,6 +4,10 @@ The keeper has its own event loop and its own connection to the store, so a hand
 that blocks the worker's event loop (CPU-bound code, a blocking call) cannot make its
 jobs lose their locks and be taken over as stalled. It also watches the worker loop's
 heartbeat and warns, naming the jobs, when the loop was blocked.
+
+A job is the worker's from the moment the store locks it for a fetch, which can be long
+before a blocked loop reads the reply: for every fetch still in flight the keeper asks the
+store which jobs carry that fetch's lock token, and renews those too (field report #8).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ BLOCKED_AFTER = 1.0
 
 
 class LockKeeper:
-    """Renews ``locks()`` every ``period`` seconds from a daemon thread."""
+    """Renews ``locks()`` and the jobs locked by the tokens of ``pending()`` (fetches in
+    flight) every ``period`` seconds from a daemon thread."""
 
     def __init__(
         self,
@@ -32,9 +37,11 @@ class LockKeeper:
         locks: Callable[[], dict[str, str]],
         lock_ms: int,
         period: float,
+        pending: Callable[[], set[str]] = set,
     ) -> None:
         self._open_backend = open_backend
         self._locks = locks
+        self._pending = pending
         self._lock_ms = lock_ms
         self._period = period
         self._stop = threading.Event()
@@ -93,15 +100,22 @@ class LockKeeper:
         return None
 
     async def _renew(self, backend: Backend) -> None:
-        locks = self._locks()
-        if not locks:
-            return
+        locks: dict[str, str] = {}
         try:
+            tokens = self._pending()
+            # Asked before ``locks()``: a fetch that lands in between is then in one of them.
+            fetched = await backend.locked_with(tokens) if tokens else {}
+            locks = {**fetched, **self._locks()}
+            if not locks:
+                return
             lost = await backend.extend_locks(locks, self._lock_ms)
         except Exception as exc:
             log.warning("renewing %d lock(s) failed: %s", len(locks), exc)
             return
+        if not lost:
+            return
+        still_held = self._locks()  # a job finished meanwhile has no lock to lose
         for job_id in lost:
-            if job_id not in self.lost:
+            if job_id in still_held and job_id not in self.lost:
                 self.lost.add(job_id)
                 log.warning("job %s: lost its lock; another worker may take it", job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ from .job import Job, dump_json
 
 if TYPE_CHECKING:
     from .worker import BackoffStrategy, Handler, WorkerSettings
+
+log = logging.getLogger("dockyard.worker")
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -95,12 +98,10 @@ class Runner:
         try:
             result = await self._call(handler, job)
             value = "null" if result is None else dump_json(result, "the handler's return value")
-        except asyncio.CancelledError:
-            raise
         except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if _ours(exc):
                 raise
-            return self._failure(job, token, exc)
+            return self._failure(job, token, _as_failure(job, exc))
         return Finish(
             job.id,
             token,
@@ -235,6 +236,32 @@ def refused(runner: Runner, job: Job, token: str, exc: BaseException) -> Finish:
     if isinstance(exc, FailedChildrenError):
         return runner._final_failure(job, token, str(exc), None)
     return runner._failure(job, token, exc)
+
+
+def _ours(exc: BaseException) -> bool:
+    """A cancellation of the worker's own task (close, timeout): not the handler's failure."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class HandlerExitError(Exception):
+    """The handler raised SystemExit, KeyboardInterrupt or another BaseException: that
+    attempt fails with it as its reason, and the worker and its other jobs go on."""
+
+
+def _as_failure(job: Job, exc: BaseException) -> BaseException:
+    """An Exception stands; any other BaseException becomes a HandlerExitError naming it
+    (field report #10: it used to end the whole worker process, naming no job)."""
+    if isinstance(exc, Exception):
+        return exc
+    args = ", ".join(repr(a) for a in exc.args)
+    reason = f"the handler raised {type(exc).__name__}({args})"
+    log.warning("job %s: %s; that attempt fails, the worker goes on", job.id, reason)
+    error = HandlerExitError(reason)
+    error.__cause__ = exc
+    return error
 
 
 def _by_name(target: str) -> Any:

@@ -1,13 +1,16 @@
 """Isolated handlers (BullMQ's "sandboxed processors"): each job runs in a child process.
 
 ``Worker(..., isolate=True)`` (``dockyard worker --isolate``) keeps a pool of child
-processes, one per slot, each ``python -m dockyard.isolate``. A job goes to a free child
-as one JSON line; the child imports the handler by its ``module:function`` name, runs it
+processes, one per slot, each running :func:`child_main` (started with ``python -c``,
+not ``-m``, so runpy never warns about a module already imported). A job goes to a free
+child as one JSON line; the child imports the handler by its ``module:function`` name, runs it
 (async or plain), and answers with JSON lines: progress and log calls as they happen,
 then the result or the error. Nothing is pickled. A handler that crashes its process, or
 spins the CPU, cannot stop the worker's lock renewal or other jobs: a child that dies
 fails that attempt (the job retries as its attempts allow), and a ``timeout`` kills it.
-A child that died is replaced by a fresh one for the next job.
+A child that died is replaced by a fresh one for the next job. A child ignores SIGINT (a
+terminal's Ctrl-C reaches the whole process group; its worker decides when it stops), and a
+handler's SystemExit or KeyboardInterrupt fails that job like any error (field report #24).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from .errors import InvalidOptionError, UnrecoverableError
 
 #: Child output lines this long at most (a result, a log line).
 LINE_LIMIT = 64 * 1024 * 1024
+
+#: What a child runs: main() of this module, imported rather than run as ``-m``.
+CHILD_CODE = "from dockyard.isolate import child_main; child_main()"
 
 
 class ChildDiedError(Exception):
@@ -68,8 +74,8 @@ class Child:
     async def start(cls) -> Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "dockyard.isolate",
+            "-c",
+            CHILD_CODE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=LINE_LIMIT,
@@ -226,11 +232,16 @@ def main() -> None:
             result = asyncio.run(handler(job)) if is_async else handler(job)
             reply: dict[str, Any] = {"result": result}
             text = json.dumps(reply)
-        except Exception as exc:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                reason = str(exc) or type(exc).__name__
+            else:  # SystemExit, KeyboardInterrupt...: this job fails, the child goes on
+                args = ", ".join(repr(a) for a in exc.args)
+                reason = f"the handler raised {type(exc).__name__}({args})"
             text = json.dumps(
                 {
                     "error": {
-                        "message": str(exc) or type(exc).__name__,
+                        "message": reason,
                         "unrecoverable": type(exc).__name__ == "UnrecoverableError",
                         "trace": "".join(traceback.format_exception(exc)),
                     }
@@ -240,5 +251,14 @@ def main() -> None:
         out.flush()
 
 
+def child_main() -> None:
+    """A child's entry point: SIGINT ignored, and no traceback on the way out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        main()
+    except (KeyboardInterrupt, BrokenPipeError):
+        sys.exit(0)
+
+
 if __name__ == "__main__":
-    main()
+    child_main()

@@ -37,8 +37,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_format = "text"
+
+
+def configured_format() -> str:
+    """The format :func:`configure` set last (``text`` or ``json``), for child processes."""
+    return _format
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     """Send dockyard's log lines to stderr at ``level``, as ``text`` or ``json`` lines."""
+    global _format
+    _format = "json" if fmt == "json" else "text"
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -8,16 +8,26 @@ MB of RSS it finishes its active jobs and exits 0, and its supervisor starts a f
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from . import logs
 from .errors import InvalidOptionError
-from .supervisor import CHILD_ENV, Supervisor, SupervisorSettings, child_argv, parent_alive
+from .supervisor import (
+    CHILD_ENV,
+    STOP_NOW,
+    Supervisor,
+    SupervisorSettings,
+    child_argv,
+    parent_alive,
+)
 from .worker import Worker
 
 log = logging.getLogger("dockyard.worker")
@@ -62,6 +72,18 @@ def load_handler(target: str) -> Any:
             f"{target} is neither a function nor a dict of job name -> function"
         )
     return found
+
+
+def _supervised_signals(worker: Worker) -> list[signal.Signals]:
+    """A supervised child: SIGTERM and SIGINT always mean "finish your jobs" (however many
+    arrive, from the terminal's process group or the supervisor); SIGUSR1 is the
+    supervisor's "stop now" (field report #6)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, functools.partial(worker.on_stop_signal, sig, force=False))
+    stop_now = functools.partial(worker.on_stop_signal, STOP_NOW, force=True)
+    loop.add_signal_handler(STOP_NOW, stop_now)
+    return [signal.SIGTERM, signal.SIGINT, STOP_NOW]
 
 
 def _rss_mb() -> float:
@@ -124,6 +146,7 @@ class WorkerCommand:
             args.append("--isolate")
         level = logging.getLevelName(logging.getLogger("dockyard").level).lower()
         args += ["--log-level", level if level != "notset" else "info"]
+        args += ["--log-format", logs.configured_format()]  # one format throughout (#12)
         return args
 
     async def _work(self, supervisor_pid: int | None) -> int:
@@ -144,12 +167,17 @@ class WorkerCommand:
         log.info(
             "worker on queue %r: %s, concurrency %d", self.queue, self.target, self.concurrency
         )
-        runner = asyncio.create_task(worker.run())
+        supervised = supervisor_pid is not None
+        runner = asyncio.create_task(worker.run(handle_signals=not supervised))
         watch = asyncio.create_task(self._watch(worker, supervisor_pid))
+        stops = _supervised_signals(worker) if supervised else []
         try:
             await runner
         finally:
             watch.cancel()
+            loop = asyncio.get_running_loop()
+            for sig in stops:
+                loop.remove_signal_handler(sig)
         log.info("worker stopped after %d job(s)", worker.processed)
         return 0
 

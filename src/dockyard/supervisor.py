@@ -5,8 +5,14 @@ child processes, each ``python -m dockyard worker ... --processes 1`` with
 ``DOCKYARD_SUPERVISED`` set. A child that dies is restarted with a backoff (1 s doubling to
 30 s while it keeps dying young), and the log says how it ended. A child that exits 0
 (recycled after ``--max-jobs`` or past ``--max-memory``) is replaced at once. SIGTERM or
-SIGINT: every child is asked to finish its jobs; past ``--shutdown-timeout`` it is asked
-again (its active jobs go back to wait at once), and killed if it still runs 5 s later.
+SIGINT: every child is asked to finish its jobs (SIGTERM); past ``--shutdown-timeout``, or
+on a second signal to the supervisor, it is told to stop now (SIGUSR1: its active jobs go
+back to wait at once), and killed if it still runs 5 s later.
+
+A supervised child takes every SIGTERM and SIGINT as "finish your jobs", however many
+arrive: a terminal's Ctrl-C reaches the whole process group and systemd signals the whole
+cgroup, so a child hears the same stop more than once (field report #6). Only the
+supervisor's SIGUSR1 stops it at once.
 
 A supervised child watches its parent: if the supervisor dies (even by SIGKILL), the
 child finishes its active jobs and exits, so no worker is left unmanaged.
@@ -28,6 +34,9 @@ log = logging.getLogger("dockyard.supervisor")
 
 #: Set in a supervised child's environment; its value is the supervisor's pid.
 CHILD_ENV = "DOCKYARD_SUPERVISED"
+
+#: What the supervisor sends a child to stop it at once (its active jobs go back to wait).
+STOP_NOW = signal.SIGUSR1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,7 +85,7 @@ class Supervisor:
             self._stopping.set()
         else:
             log.warning("%s received again: stopping the workers now", name)
-            self._forward(signal.SIGTERM)
+            self._forward(STOP_NOW)
 
     def _forward(self, sig: int) -> None:
         for child in self._children.values():
@@ -135,7 +144,7 @@ class Supervisor:
             "workers still busy after %.1f s: stopping them now (their jobs go back to wait)",
             self.settings.shutdown_timeout,
         )
-        self._forward(signal.SIGTERM)
+        self._forward(STOP_NOW)
         if self._wait_all(time.monotonic() + 5.0):
             return 0
         self._forward(signal.SIGKILL)

@@ -13,11 +13,16 @@ module starts on first use and shares; calls are safe from any thread at once::
 
 Jobs returned are plain :class:`dockyard.Job` objects: read their fields; for what would
 be awaited on a Job, use the Queue's blocking method of the same name with the job's id.
+
+Forking is safe (``gunicorn --preload``, multiprocessing): a forked child has no loop
+thread, so on first use it starts its own, and every object opens new connections there;
+the parent's loop and connections are left alone (field report #9).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -33,11 +38,31 @@ T = TypeVar("T")
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
+_pid = os.getpid()
+#: What a forked child inherited and must never touch (the parent's loop and connections
+#: share file descriptors with it); kept referenced so no finaliser closes any of it.
+_inherited: list[object] = []
+
+
+def _forget_parent() -> None:
+    """In a forked child: drop the parent's loop (its thread did not survive the fork) and
+    its lock (another thread may have held it at the fork)."""
+    global _loop, _lock, _pid
+    if _loop is not None:
+        _inherited.append(_loop)
+    _loop = None
+    _lock = threading.Lock()
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forget_parent)
 
 
 def _shared_loop() -> asyncio.AbstractEventLoop:
-    """The module's event loop, running in a daemon thread (started once)."""
+    """The module's event loop, running in a daemon thread (started once per process)."""
     global _loop
+    if _pid != os.getpid():  # forked without the at-fork hook (e.g. a C extension's fork)
+        _forget_parent()
     with _lock:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
@@ -75,8 +100,19 @@ class Queue:
                 backend=open_backend(url, name, prefix=prefix),
             )
 
-        self._q = _call(make())
+        self._make = make
+        self._inner = _call(make())
+        self._pid = os.getpid()
         self.name = name
+
+    @property
+    def _q(self) -> _queue.Queue:
+        """The async Queue of this process: after a fork, a new one on new connections."""
+        if self._pid != os.getpid():
+            _inherited.append(self._inner)
+            self._inner = _call(self._make())
+            self._pid = os.getpid()
+        return self._inner
 
     def __repr__(self) -> str:
         return f"<sync.Queue {self.name!r}>"
@@ -199,7 +235,18 @@ class QueueEvents:
             await events.__aenter__()
             return events
 
-        self._events = _call(make())
+        self._make = make
+        self._inner = _call(make())
+        self._pid = os.getpid()
+
+    @property
+    def _reader(self) -> _events.QueueEvents:
+        """The reader of this process: after a fork, a new one on new connections."""
+        if self._pid != os.getpid():
+            _inherited.append(self._inner)
+            self._inner = _call(self._make())
+            self._pid = os.getpid()
+        return self._inner
 
     def __iter__(self) -> Iterator[_events.QueueEvent]:
         while True:
@@ -210,11 +257,11 @@ class QueueEvents:
 
     def next(self, timeout: float | None = None) -> _events.QueueEvent | None:
         """The next event, or None after ``timeout`` seconds (or once closed)."""
-        return _call(self._events.next(timeout))
+        return _call(self._reader.next(timeout))
 
     def close(self) -> None:
         """Stop reading."""
-        _call(self._events.close())
+        _call(self._reader.close())
 
     def __enter__(self) -> QueueEvents:
         return self

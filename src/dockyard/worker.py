@@ -7,7 +7,9 @@ A worker is a few named tasks under one supervisor:
 - ``fetch``: fills idle slots (several jobs per call) and otherwise blocks on the queue's
   marker until a job is ready or a delayed job is due;
 - ``LockKeeper`` (its own thread and connection): renews the locks of all held jobs in
-  one call every ``lock_duration / 2``, even while a handler blocks the event loop;
+  one call every ``lock_duration / 2``, even while a handler blocks the event loop. A job
+  is held from the moment the store locks it: a fetch in flight is known by its lease
+  token until its jobs are registered in ``_held``, in the step that reads the reply;
 - ``stalled``: requeues jobs whose worker died (BullMQ's two-pass stalled check).
 """
 
@@ -23,18 +25,18 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
 from ._runner import Runner, refused
+from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
+from ._settings import limiter_of, metrics_points
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
 from .errors import (
     FailedChildrenError,
-    InvalidOptionError,
     JobStateError,
     LockLostError,
     PendingChildrenError,
@@ -46,58 +48,6 @@ log = logging.getLogger("dockyard.worker")
 
 Handler = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]
 BackoffStrategy = Callable[[int, BaseException, Job], float | None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerSettings:
-    """How a worker runs; BullMQ's defaults. Durations in seconds."""
-
-    concurrency: int = 1
-    lock_duration: float = 30.0
-    stalled_interval: float = 30.0
-    max_stalled_count: int = 1
-    drain_delay: float = 5.0
-    name: str | None = None
-    remove_on_complete: KeepJobs | None = None
-    remove_on_fail: KeepJobs | None = None
-    #: Data points of BullMQ metrics to keep (0 = record none).
-    metrics: int = 0
-
-    def __post_init__(self) -> None:
-        c = self.concurrency
-        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise InvalidOptionError(f"concurrency must be a whole number >= 1, got {c!r}")
-        m = self.max_stalled_count
-        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-            raise InvalidOptionError(f"max_stalled_count must be a whole number >= 0, got {m!r}")
-        if self.name is not None and (not isinstance(self.name, str) or " " in self.name):
-            raise InvalidOptionError(f"worker name must be a string without spaces: {self.name!r}")
-
-
-def _metrics_points(metrics: Mapping[str, int] | None) -> int:
-    """``{"max_data_points": n}`` (BullMQ's worker ``metrics``) as n; 0 when off."""
-    if metrics is None:
-        return 0
-    points = metrics.get("max_data_points") if isinstance(metrics, Mapping) else None
-    if set(metrics) != {"max_data_points"} or isinstance(points, bool):
-        raise InvalidOptionError(f"metrics is {{'max_data_points': n}}, got {metrics!r}")
-    if not isinstance(points, int) or points < 1:
-        raise InvalidOptionError(f"max_data_points must be a whole number >= 1: {points!r}")
-    return points
-
-
-def _limiter(limiter: Mapping[str, float] | None) -> tuple[int | None, int | None]:
-    """``{"max": n, "duration": s}`` as (max, ms); BullMQ's worker ``limiter``."""
-    if limiter is None:
-        return None, None
-    if not isinstance(limiter, Mapping) or set(limiter) != {"max", "duration"}:
-        raise InvalidOptionError(
-            f"limiter is {{'max': jobs, 'duration': seconds}}, got {limiter!r}"
-        )
-    most = limiter["max"]
-    if isinstance(most, bool) or not isinstance(most, int) or most < 1:
-        raise InvalidOptionError(f"limiter max must be a whole number >= 1, got {most!r}")
-    return most, to_ms(to_seconds(limiter["duration"], "limiter duration", allow_zero=False))
 
 
 class Worker:
@@ -154,7 +104,7 @@ class Worker:
             remove_on_fail=None
             if remove_on_fail is None
             else KeepJobs.coerce(remove_on_fail, "remove_on_fail"),
-            metrics=_metrics_points(metrics),
+            metrics=metrics_points(metrics),
         )
         self.queue = queue
         self.prefix = prefix
@@ -172,10 +122,15 @@ class Worker:
             self._held_locks,
             to_ms(self.settings.lock_duration),
             self.settings.lock_duration / 2,
+            self._pending_tokens,
         )
         self._tokens = 0
         self._lock_ms = to_ms(self.settings.lock_duration)
         self._active: dict[str, Job] = {}
+        #: Every job this worker holds (fetched, ready or running) until its outcome is sent.
+        self._held: dict[str, Job] = {}
+        #: Lease tokens of fetches in flight: their jobs may be locked but not yet in _held.
+        self._pending: set[str] = set()
         self._ready: deque[Job] = deque()
         self._idle: deque[asyncio.Future[Job | None]] = deque()
         self._want = asyncio.Event()
@@ -186,7 +141,7 @@ class Worker:
         self._running = False
         self._signals = 0
         self._limit_until = 0.0
-        self._limiter = _limiter(limiter)
+        self._limiter = limiter_of(limiter)
         self._max_jobs = max_jobs
         self._close_pending = False
         self._log_jobs = log.isEnabledFor(logging.INFO) and log_jobs
@@ -230,8 +185,8 @@ class Worker:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             ensure = getattr(self.backend, "ensure_worker_connection", None)
-            if ensure is not None:
-                await ensure(self.settings.name)
+            if ensure is not None and not await self._until_closed(ensure(self.settings.name)):
+                return
             self._slots = [
                 asyncio.create_task(self._slot(), name=f"slot-{i}")
                 for i in range(self.settings.concurrency)
@@ -247,6 +202,9 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Jobs fetched as the slots were closing never started: back to wait with them.
+            await self._release([job for job in self._held.values() if job.token is not None])
+            self._held.clear()
             await asyncio.to_thread(self._keeper.stop)
             await self._runner.close()
             if installed:
@@ -257,16 +215,43 @@ class Worker:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self._running = False
 
+    async def _until_closed(self, connecting: Awaitable[None]) -> bool:
+        """Await ``connecting`` unless close is asked first (a worker started while its store
+        is down must still stop on a signal: field report #7); True once connected."""
+        connect = asyncio.ensure_future(connecting)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({connect, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not connect.done():
+                connect.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connect
+        if connect.cancelled():
+            log.info("stopped before the store could be reached")
+            return False
+        connect.result()
+        return True
+
     def _on_signal(self, sig: signal.Signals) -> None:
+        self.on_stop_signal(sig)
+
+    def on_stop_signal(self, sig: signal.Signals, *, force: bool | None = None) -> None:
+        """React to a stop signal: the first lets active jobs finish, a second stops at once
+        (``force`` True or False decides instead of counting; supervised children use it)."""
         self._signals += 1
-        if self._signals == 1:
+        if force is None:
+            force = self._signals > 1
+        if not force:
             log.info("%s received: finishing %d active job(s)", sig.name, len(self._active))
             asyncio.get_running_loop().create_task(self.close())
         else:
             log.warning(
-                "%s received again: stopping now; %d active job(s) go back to wait",
+                "%s received%s: stopping now; %d active job(s) go back to wait",
                 sig.name,
-                len(self._active),
+                " again" if self._signals > 1 else "",
+                len(self._held),
             )
             asyncio.get_running_loop().create_task(self.close(force=True))
 
@@ -279,7 +264,7 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.backend.interrupt_wait()
         if force:
-            abandoned = [job for job in self._active.values() if job.token is not None]
+            abandoned = [job for job in self._held.values() if job.token is not None]
             for task in self._slots:
                 task.cancel()
             await self._release(abandoned)
@@ -300,8 +285,11 @@ class Worker:
         attempt counted), rather than leaving them to the stalled check."""
         for job in jobs:
             assert job.token is not None
+            self._held.pop(job.id, None)
+            # Bounded: with the store down, the stalled check requeues them later instead.
             with contextlib.suppress(Exception):
-                await self.backend.finish(Finish(job.id, job.token, "release", ""), None)
+                async with asyncio.timeout(5.0):
+                    await self.backend.finish(Finish(job.id, job.token, "release", ""), None)
 
     async def rate_limit(self, seconds: float) -> None:
         """Take no new jobs for ``seconds`` (a limit found by a handler, e.g. an HTTP 429);
@@ -356,6 +344,7 @@ class Worker:
             finish = await self._runner.run(job)
         finally:
             self._active.pop(job.id, None)
+            self._held.pop(job.id, None)
         self.processed += 1
         if self._log_jobs:
             log.info(
@@ -375,7 +364,14 @@ class Worker:
         if finish.outcome == "none":
             return None
         next_lease = None if self._closing.is_set() or self._limited() else self._lease()
-        fetched = await self._store(job, finish, next_lease, 1 + len(self._idle))
+        if next_lease is not None:
+            self._pending.add(next_lease.token)
+        try:
+            fetched = await self._store(job, finish, next_lease, 1 + len(self._idle))
+            self._hold(fetched)
+        finally:
+            if next_lease is not None:
+                self._pending.discard(next_lease.token)
         if fetched is None or not fetched.jobs:
             return None
         first, *rest = fetched.jobs
@@ -408,6 +404,15 @@ class Worker:
                 log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+            except Exception as exc:
+                # Never let the slot die: the job stays active until the stalled check.
+                log.error(
+                    "job %s: storing its outcome failed (%s: %s); it is left to the stalled check",
+                    job.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                return None
 
     async def _dead_letter(self, job: Job, finish: Finish) -> None:
         """Copy a job that failed for good into its dead-letter queue (retried through
@@ -433,6 +438,12 @@ class Worker:
         finally:
             await target.close()
 
+    def _hold(self, fetched: Fetched | None) -> None:
+        """Register fetched jobs as held, in the same step that reads the store's reply."""
+        if fetched is not None:
+            for job in fetched.jobs:
+                self._held[job.id] = job
+
     def _hand_out(self, job: Job) -> None:
         while self._idle:
             fut = self._idle.popleft()
@@ -453,8 +464,14 @@ class Worker:
             if self._limited():
                 await self._sleep(self._limit_until - time.monotonic())
                 continue
+            lease = self._lease()
+            self._pending.add(lease.token)
             try:
-                fetched = await self.backend.fetch(self._lease(), len(self._idle))
+                try:
+                    fetched = await self.backend.fetch(lease, len(self._idle))
+                    self._hold(fetched)
+                finally:
+                    self._pending.discard(lease.token)
                 for job in fetched.jobs:
                     self._hand_out(job)
                 if not fetched.jobs and not self._closing.is_set():
@@ -487,10 +504,13 @@ class Worker:
     def _held_locks(self) -> dict[str, str]:
         """``{job_id: token}`` of every job this worker holds, fetched or running.
 
-        Called from the lock keeper's thread: it copies the containers in one step each.
+        Called from the lock keeper's thread: it copies the container in one step.
         """
-        held = [*dict(self._active).values(), *list(self._ready)]
-        return {job.id: job.token for job in held if job.token}
+        return {job.id: job.token for job in dict(self._held).values() if job.token}
+
+    def _pending_tokens(self) -> set[str]:
+        """Lease tokens of the fetches in flight (read from the lock keeper's thread)."""
+        return set(self._pending)
 
     async def _heartbeat(self) -> None:
         """Tell the lock keeper the event loop is alive (it warns when it is blocked)."""

@@ -49,6 +49,8 @@ async def isolated(job: Job) -> dict[str, object]:
     await job.log(f"in child {os.getpid()}")
     if job.data.get("crash"):
         os._exit(9)
+    if job.data.get("exit"):
+        raise SystemExit(int(job.data["exit"]))
     if job.data.get("fail"):
         raise ValueError("bad value")
     if job.data.get("spin"):

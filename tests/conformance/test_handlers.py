@@ -202,3 +202,78 @@ async def test_a_forced_close_puts_active_jobs_back_to_wait_at_once(
     assert await job.get_state() == "waiting"
     fresh = await queue.get_job(job.id)
     assert fresh is not None and fresh.attempts_made == 0 and fresh.attempts_started == 1
+
+
+def _exit_3(job: Any) -> None:
+    raise SystemExit(3)
+
+
+def _interrupt(job: Any) -> None:
+    raise KeyboardInterrupt
+
+
+async def _async_exit_3(job: Job) -> None:
+    await asyncio.sleep(0)
+    raise SystemExit(3)
+
+
+async def _async_interrupt(job: Job) -> None:
+    await asyncio.sleep(0)
+    raise KeyboardInterrupt
+
+
+async def _async_cancelled(job: Job) -> None:
+    raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize(
+    ("handler", "reason"),
+    [
+        (_async_exit_3, "the handler raised SystemExit(3)"),
+        (_async_interrupt, "the handler raised KeyboardInterrupt()"),
+        (_async_cancelled, "the handler raised CancelledError()"),
+        (_exit_3, "the handler raised SystemExit(3)"),  # a plain def, in a thread
+        (_interrupt, "the handler raised KeyboardInterrupt()"),
+    ],
+)
+async def test_a_handler_raising_systemexit_or_keyboardinterrupt_fails_only_that_attempt(
+    queue: Queue, backend_url: str, handler: Any, reason: str
+) -> None:
+    """Field report #10: SystemExit, KeyboardInterrupt (or a CancelledError that is not
+    the worker's own) from a handler used to end the worker process. Now the attempt fails
+    with the exception as its reason (retried as attempts allow), and the worker goes on
+    with its other jobs."""
+
+    async def ok(job: Job) -> str:
+        await asyncio.sleep(0.01)
+        return "ok"
+
+    bad = await queue.add("bad", {}, attempts=2)
+    good = [await queue.add("good", {"i": i}) for i in range(3)]
+    async with Worker("q", {"bad": handler, "good": ok}, url=backend_url, concurrency=2):
+        with pytest.raises(JobFailed) as failed:
+            await bad.wait_until_finished(timeout=10)
+        for job in good:
+            assert await job.wait_until_finished(timeout=10) == "ok"
+    assert reason in str(failed.value)
+    stored = await queue.get_job(bad.id)
+    assert stored is not None and stored.attempts_made == 2
+    assert stored.failed_reason == reason
+
+
+async def test_an_isolated_handler_raising_systemexit_fails_that_job_and_its_child_goes_on(
+    queue: Queue, backend_url: str
+) -> None:
+    """Field report #10 with isolate=True: the same reason as in process, and the child
+    that reported it keeps serving jobs (the next job runs in the same process)."""
+    from ..cli import handlers
+
+    bad = await queue.add("a", {"exit": 3})
+    after = await queue.add("a", {"n": 1})
+    async with Worker("q", handlers.isolated, url=backend_url, isolate=True):
+        with pytest.raises(JobFailed, match=r"the handler raised SystemExit\(3\)"):
+            await bad.wait_until_finished(timeout=30)
+        assert (await after.wait_until_finished(timeout=30))["n"] == 1
+    done = await queue.get_job(after.id)
+    assert done is not None
+    assert await queue.get_job_logs(bad.id) == [f"in child {done.return_value['pid']}"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 
 import pytest
 
 from dockyard import InvalidOptionError, Job, JobFailed, Worker, sync
+
+from ..waiting import wait_until
 
 
 async def test_sync_queue_adds_reads_and_waits(backend_url: str) -> None:
@@ -91,3 +95,53 @@ async def test_sync_queue_events_iterate(backend_url: str) -> None:
             return names
 
     assert await asyncio.to_thread(follow) == ["added", "waiting"]
+
+
+def _in_forked_child(queue: sync.Queue, url: str) -> int:
+    """What a forked child does: add through the Queue it inherited and through a new one;
+    0 when both worked and the child's count shows them, else a code saying what failed."""
+    signal.alarm(30)  # a hang ends the child (SIGALRM) rather than the test run
+    try:
+        queue.add("child-inherited", {})
+        with sync.Queue("q", url=url) as fresh:
+            fresh.add("child-new", {})
+            return 0 if fresh.count() == 3 and queue.count() == 3 else 2
+    except BaseException:
+        return 3
+
+
+def test_sync_queues_work_in_a_forked_child_and_the_parent_goes_on(backend_url: str) -> None:
+    """Field report #9 (gunicorn --preload): after os.fork() the child had no loop thread,
+    and every sync call hung. Now the child starts its own loop and connections: both the
+    Queue it inherited and a new one add jobs; the parent's Queue still works after."""
+    queue = sync.Queue("q", url=backend_url)
+    try:
+        queue.add("parent-before", {})
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 4
+            try:
+                code = _in_forked_child(queue, backend_url)
+            finally:
+                os._exit(code)
+        status: list[int] = []
+
+        def reaped() -> bool:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status.append(raw)
+            return bool(status)
+
+        try:
+            wait_until(reaped, timeout=40, what="the forked child to exit")
+        finally:
+            if not status:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status[0]) == 0
+        queue.add("parent-after", {})
+        # The child's jobs are in the parent's store too, except in memory:// (its own copy).
+        expected = 2 if backend_url.startswith("memory://") else 4
+        assert queue.count() == expected
+    finally:
+        queue.close()

@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import redis
 
 from ..waiting import wait_for
@@ -71,6 +73,58 @@ class WorkerProcess:
 
     def transcript(self) -> str:
         return "\n".join(self.output)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--lock-duration", "2", "--stalled-interval", "1"]
+
+
+class Supervised:
+    """``python -m dockyard worker ...`` in a child process, its log lines collected."""
+
+    def __init__(self, url: str, log: Path, *args: str, own_group: bool = False) -> None:
+        """``own_group``: start it in a process group of its own, as a shell does, so a
+        test can signal the whole group (os.killpg) the way a terminal's Ctrl-C does."""
+        self.log = log
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "worker", *args, "--url", url, *FAST],
+            cwd=ROOT,
+            env={**os.environ, "DOCKYARD_TEST_LOG": str(log)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0 if own_group else None,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.popen.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def entries(self, kind: str) -> list[tuple[str, str]]:
+        """(pid, job id) of the ``start`` or ``end`` lines of the handler log."""
+        if not self.log.exists():
+            return []
+        rows = [line.split() for line in self.log.read_text().splitlines()]
+        return [(r[0], r[2]) for r in rows if len(r) == 3 and r[1] == kind]
+
+    def stop(self) -> None:
+        for child in self.children():
+            child.kill()
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait(10)
 
 
 def blocked_on_marker(client: redis.Redis) -> bool:

@@ -4,11 +4,7 @@ survives its own death, and poison jobs end failed. Real processes on a private 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,55 +17,7 @@ import redis
 from dockyard import Queue
 
 from ..waiting import wait_for
-from .helpers import job_hashes
-
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--lock-duration", "2", "--stalled-interval", "1"]
-
-
-class Supervised:
-    """``python -m dockyard worker ...`` in a child process, its log lines collected."""
-
-    def __init__(self, url: str, log: Path, *args: str) -> None:
-        self.log = log
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "worker", *args, "--url", url, *FAST],
-            cwd=ROOT,
-            env={**os.environ, "DOCKYARD_TEST_LOG": str(log)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def said(self, text: str) -> int:
-        return sum(text in line for line in list(self.lines))
-
-    def children(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.popen.pid).children()
-        except psutil.NoSuchProcess:
-            return []
-
-    def entries(self, kind: str) -> list[tuple[str, str]]:
-        """(pid, job id) of the ``start`` or ``end`` lines of the handler log."""
-        if not self.log.exists():
-            return []
-        rows = [line.split() for line in self.log.read_text().splitlines()]
-        return [(r[0], r[2]) for r in rows if len(r) == 3 and r[1] == kind]
-
-    def stop(self) -> None:
-        for child in self.children():
-            child.kill()
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(10)
+from .helpers import Supervised, job_hashes
 
 
 @pytest.fixture
@@ -111,6 +59,14 @@ async def test_worker_processes_killed_three_times_are_restarted_and_lose_nothin
                 return child
         return None
 
+    found: list[psutil.Process] = []  # kept by the check itself: a later look may differ
+
+    def spotted() -> bool:
+        child = busy_child()
+        if child is not None:
+            found.append(child)
+        return child is not None
+
     for round_ in range(3):
         await wait_for(lambda: len(sup.children()) == 2, timeout=30, what="2 workers")
         await wait_for(
@@ -118,9 +74,8 @@ async def test_worker_processes_killed_three_times_are_restarted_and_lose_nothin
             timeout=60,
             what="progress",
         )
-        await wait_for(lambda: busy_child() is not None, timeout=30, what="a busy worker")
-        victim = busy_child()
-        assert victim is not None
+        await wait_for(spotted, timeout=30, what="a busy worker")
+        victim = found[-1]
         killed_pids.append(str(victim.pid))
         victim.kill()
         await wait_for(

@@ -8,7 +8,7 @@ integer milliseconds since the epoch, as the stores keep them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -250,6 +250,10 @@ class Backend(Protocol):
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         """Renew the locks ``{job_id: token}``; returns the ids whose lock was lost."""
+
+    async def locked_with(self, tokens: Collection[str]) -> dict[str, str]:
+        """``{job_id: token}`` of the active jobs locked with one of ``tokens``: the lock
+        keeper finds with it the jobs a fetch handed over before the worker read the reply."""
 
     async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
         """Requeue jobs whose lock expired (at most once per interval per queue); their ids."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 from itertools import islice
 from typing import Any
@@ -422,6 +422,19 @@ class MemoryBackend(MemoryAdmin):
             lost = self._q.extend_locks(locks, lock_ms, self.clock.now_ms())
         await asyncio.sleep(0)
         return lost
+
+    async def locked_with(self, tokens: Collection[str]) -> dict[str, str]:
+        self._check_open()
+        wanted = set(tokens)
+        now = self.clock.now_ms()
+        with self._lock:
+            found = {
+                job_id: token
+                for job_id, (token, until) in self._q.locks.items()
+                if token in wanted and until > now
+            }
+        await asyncio.sleep(0)
+        return found
 
     async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
         self._check_open()

@@ -7,7 +7,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
@@ -331,6 +331,17 @@ class RedisBackend(RedisAdmin):
             "extend locks", self.scripts.extend_locks(list(locks.items()), lock_ms)
         )
         return [i.decode() for i in lost]
+
+    async def locked_with(self, tokens: Collection[str]) -> dict[str, str]:
+        wanted = set(tokens)
+        if not wanted:
+            return {}
+        ids = [i.decode() for i in await self._read("LRANGE", self.keys.key("active"), 0, -1)]
+        if not ids:
+            return {}
+        values = await self._read("MGET", *(self.keys.job(i) + ":lock" for i in ids))
+        held = {i: v.decode() for i, v in zip(ids, values, strict=True) if v is not None}
+        return {i: token for i, token in held.items() if token in wanted}
 
     async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
         ids = await self._call(

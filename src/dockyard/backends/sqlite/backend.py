@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -454,6 +454,23 @@ class SqliteBackend(SqliteAdmin):
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         lost: list[str] = await self._run(QueueStore.extend_locks, dict(locks), lock_ms, _now())
         return lost
+
+    async def locked_with(self, tokens: Collection[str]) -> dict[str, str]:
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return {}
+
+        def find(s: QueueStore) -> dict[str, str]:
+            marks = ", ".join("?" * len(wanted))
+            rows = s.conn.execute(
+                f"SELECT id, lock_token FROM jobs WHERE qid = ? AND state = 'active' "
+                f"AND lock_token IN ({marks})",
+                (s.qid, *wanted),
+            ).fetchall()
+            return {str(job_id): str(token) for job_id, token in rows}
+
+        found: dict[str, str] = await self._run(find, write=False)
+        return found
 
     async def check_stalled(self, max_stalled_count: int, interval_ms: int) -> list[str]:
         ids: list[str] = await self._run(
