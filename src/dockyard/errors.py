@@ -10,6 +10,8 @@ Everything dockyard raises derives from :class:`DockyardError`::
     ├── JobStateError            the job is not in the state the operation needs
     │   └── JobLockedError       a worker holds the job's lock, so it cannot be changed now
     ├── BackendUnavailableError  the store cannot be reached, after retries
+    ├── BackendError             the store answered with an error dockyard did not expect
+    │   └── BackendFullError     the store is full (Redis at maxmemory): nothing was written
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
@@ -58,6 +60,16 @@ class JobLockedError(JobStateError):
 
 class BackendUnavailableError(DockyardError, ConnectionError):
     """The store could not be reached, even after retries; check that it runs and is reachable."""
+
+
+class BackendError(DockyardError):
+    """The store refused a command with an error of its own (the message is the store's);
+    check the store's health and logs, and report it if it persists."""
+
+
+class BackendFullError(BackendError):
+    """Redis is out of memory (maxmemory reached with the noeviction policy) and refuses
+    writes; free memory, raise maxmemory or remove finished jobs (clean, retention)."""
 
 
 class NotSupportedError(DockyardError):

@@ -32,7 +32,7 @@ from ._runner import Runner
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
-from .errors import InvalidOptionError, JobStateError, LockLostError
+from .errors import BackendFullError, InvalidOptionError, JobStateError, LockLostError
 from .job import Job
 from .options import KeepJobs
 
@@ -394,10 +394,18 @@ class Worker:
                 else:
                     log.warning("job %s: %s", job.id, exc)
                 return None
-            except ConnectionError as exc:
+            except (ConnectionError, BackendFullError) as exc:
                 log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
+            except Exception as exc:  # never lose a slot without a word
+                log.error(
+                    "job %s: storing its outcome failed (%r); it stays active until its lock "
+                    "expires and is then recovered as stalled",
+                    job.id,
+                    exc,
+                )
+                return None
 
     async def _dead_letter(self, job: Job, finish: Finish) -> None:
         """Copy a job that failed for good into its dead-letter queue (retried through
