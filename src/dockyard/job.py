@@ -7,6 +7,7 @@ BullMQ's hash field names (``atm``, ``ats``, ``pb``, ``finishedOn``...) appear o
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -56,13 +57,18 @@ def _parse_opts(raw: bytes | None) -> JobOptions:
 #: JSON nested deeper than this is refused: every store and reader (orjson reads 1,024
 #: levels at most, Python's json about as many as its recursion limit) reads it back whole.
 MAX_JSON_DEPTH = 500
+#: Integers JSON readers give back exactly (orjson reads larger ones as floats).
+_INT_RANGE = range(-(2**63), 2**64)
+#: A run of digits long enough to be an integer outside that range (or part of a string).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def dump_json(value: object, what: str) -> str:
     """Encode ``value`` as compact JSON, or raise InvalidJobError saying what was wrong.
 
     Only what reads back equal is taken: no NaN, no lone surrogates, no non-string dict
-    keys (JSON would turn ``{1: 2}`` into ``{"1": 2}``), nothing nested too deep.
+    keys (JSON would turn ``{1: 2}`` into ``{"1": 2}``), no integers beyond 64 bits,
+    nothing nested too deep.
     """
     try:
         text = _dumps(value)
@@ -75,16 +81,25 @@ def dump_json(value: object, what: str) -> str:
             f"{what} must be JSON-serialisable (dict, list, str, number, bool, None): {exc}"
         ) from None
     check_text(text, what)
-    if isinstance(value, (dict, list, tuple)):
-        _check_tree(value, what)
+    ints = _LONG_DIGITS.search(text) is not None  # rare: only then look at every number
+    if ints or isinstance(value, (dict, list, tuple)):
+        _check_tree(value, what, ints)
     return text
 
 
-def _check_tree(value: dict[Any, Any] | list[Any] | tuple[Any, ...], what: str) -> None:
-    """Refuse non-string dict keys and nesting past MAX_JSON_DEPTH (no recursion)."""
+def _check_tree(value: object, what: str, ints: bool) -> None:
+    """Refuse non-string dict keys, nesting past MAX_JSON_DEPTH and (with ``ints``)
+    integers beyond 64 bits; iterative, so any depth is safe to look at."""
     todo: list[tuple[Any, int]] = [(value, 1)]
     while todo:
         node, depth = todo.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if node not in _INT_RANGE:
+                raise InvalidJobError(
+                    f"{what} holds the integer {node}, beyond 64 bits: JSON readers would "
+                    "give back a rounded float; send it as a string"
+                )
+            continue
         if depth > MAX_JSON_DEPTH:
             raise InvalidJobError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
         if isinstance(node, dict):
@@ -95,10 +110,12 @@ def _check_tree(value: dict[Any, Any] | list[Any] | tuple[Any, ...], what: str) 
                         f"strings, so it would come back as {_dumps(str(key))}: use string keys"
                     )
             children: Any = node.values()
-        else:
+        elif isinstance(node, (list, tuple)):
             children = node
+        else:
+            continue
         for child in children:
-            if isinstance(child, (dict, list, tuple)):
+            if isinstance(child, (dict, list, tuple)) or (ints and isinstance(child, int)):
                 todo.append((child, depth + 1))
 
 

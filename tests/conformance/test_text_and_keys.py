@@ -50,9 +50,7 @@ async def test_a_lone_surrogate_in_a_queue_name_is_refused(backend_url: str) -> 
 
 
 @pytest.mark.parametrize("data", [{1: 2}, {"a": {None: 1}}, [{"ok": 1}, {2.5: "x"}], {True: 1}])
-async def test_non_string_keys_are_refused_not_turned_into_strings(
-    queue: Queue, data: Any
-) -> None:
+async def test_non_string_keys_are_refused_not_turned_into_strings(queue: Queue, data: Any) -> None:
     """Field report #21: ``{1: 2}`` was stored as ``{"1": 2}`` without a word."""
     with pytest.raises(InvalidJobError, match="key"):
         await queue.add("t", data)
