@@ -213,8 +213,11 @@ OPTIONS = st.fixed_dictionaries(
         "backoff": st.one_of(
             st.none(),
             st.fixed_dictionaries(
-                {"type": st.sampled_from(["fixed", "exponential", "x"]), "delay": st.floats(-1, 10)}
-            ),  # fmt: skip
+                {
+                    "type": st.sampled_from(["fixed", "exponential", "x"]),
+                    "delay": st.floats(-1, 10),
+                }
+            ),
         ),
         "remove_on_complete": st.one_of(st.booleans(), st.integers(-1, 5)),
         "timeout": st.one_of(st.floats(-1, 100), st.none()),

@@ -10,7 +10,6 @@ import pytest
 
 from dockyard import InvalidJobError, InvalidOptionError, Job, JobFailed, Queue, Worker
 
-
 BAD = "caf\udce9.txt"  # a file name decoded with surrogateescape
 
 
