@@ -11,7 +11,7 @@ Everything dockyard raises derives from :class:`DockyardError`::
     │   └── JobLockedError       a worker holds the job's lock, so it cannot be changed now
     ├── BackendUnavailableError  the store cannot be reached, after retries
     ├── BackendError             the store answered with an error dockyard did not expect
-    │   └── BackendFullError     the store is full (Redis at maxmemory): nothing was written
+    │   └── BackendFullError     the store is full (Redis at maxmemory, a full disk)
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
@@ -68,8 +68,9 @@ class BackendError(DockyardError):
 
 
 class BackendFullError(BackendError):
-    """Redis is out of memory (maxmemory reached with the noeviction policy) and refuses
-    writes; free memory, raise maxmemory or remove finished jobs (clean, retention)."""
+    """Redis is out of memory (maxmemory reached with the noeviction policy), or the SQLite
+    file's disk is full, and writes are refused (nothing was written); free memory, raise
+    maxmemory or remove finished jobs (clean, retention)."""
 
 
 class NotSupportedError(DockyardError):
