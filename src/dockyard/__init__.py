@@ -2,6 +2,8 @@
 
 from .backoff import Backoff
 from .errors import (
+    BackendError,
+    BackendFullError,
     BackendUnavailableError,
     DelayedError,
     DockyardError,
@@ -28,6 +30,8 @@ from .worker import Worker, WorkerSettings
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
+    "BackendFullError",
     "BackendUnavailableError",
     "Backoff",
     "DelayedError",

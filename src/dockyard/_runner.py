@@ -26,14 +26,18 @@ from .errors import (
     WaitingChildrenError,
 )
 from .isolate import HandlerError, Pool, target_of
-from .job import Job, dump_json
+from .job import Job, clean_text, dump_json
 
 if TYPE_CHECKING:
     from .worker import BackoffStrategy, Handler, WorkerSettings
 
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 log = logging.getLogger("dockyard.worker")
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: A job whose own log/progress call failed because the store did (full, unreachable)
+#: runs again this much later (ms), its attempt not counted.
+STORE_FAILURE_DELAY_MS = 1000
 
 
 class Runner:
@@ -101,6 +105,9 @@ class Runner:
         except BaseException as exc:
             if _ours(exc):
                 raise
+            store_error = job.store_failure(exc)
+            if store_error is not None:
+                return self._store_failed(job, token, store_error)
             return self._failure(job, token, _as_failure(job, exc))
         return Finish(
             job.id,
@@ -140,15 +147,36 @@ class Runner:
         async with asyncio.timeout(timeout):
             return await future
 
+    def _store_failed(self, job: Job, token: str, error: BaseException) -> Finish:
+        """The handler stopped on its job's own log/progress call failing in the store:
+        not the job's fault, so it runs again a little later and the attempt is not
+        counted. No reason is written (that write could be refused too)."""
+        log.warning(
+            "job %s: the store refused the job's log/progress call (%s); it runs again in "
+            "%.0f s, this attempt not counted",
+            job.id,
+            error,
+            STORE_FAILURE_DELAY_MS / 1000,
+        )
+        return Finish(
+            job.id,
+            token,
+            "delayed",
+            "",
+            delay_ms=STORE_FAILURE_DELAY_MS,
+            attempts=job.opts.attempts,
+            count_attempt=False,
+        )
+
     def _failure(self, job: Job, token: str, exc: BaseException) -> Finish:
         if isinstance(exc, TimeoutError) and job.opts.timeout is not None:
             reason = f"job timed out after {job.opts.timeout:g} s"
         else:
-            reason = str(exc) or type(exc).__name__
+            reason = clean_text(str(exc) or type(exc).__name__)
         if isinstance(exc, HandlerError):
-            trace = exc.child_trace.rstrip()
+            trace = clean_text(exc.child_trace.rstrip())
         else:
-            trace = "".join(traceback.format_exception(exc)).rstrip()
+            trace = clean_text("".join(traceback.format_exception(exc)).rstrip())
         attempt = job.attempts_made + 1
         if isinstance(exc, UnrecoverableError) or type(exc).__name__ == "UnrecoverableError":
             return self._final_failure(job, token, reason, trace)

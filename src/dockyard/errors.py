@@ -12,6 +12,8 @@ Everything dockyard raises derives from :class:`DockyardError`::
     │   ├── PendingChildrenError a parent cannot complete: children still pending
     │   └── FailedChildrenError  a parent cannot complete: a child failed (fail_parent_on_failure)
     ├── BackendUnavailableError  the store cannot be reached, after retries
+    ├── BackendError             the store answered with an error dockyard did not expect
+    │   └── BackendFullError     the store is full (Redis at maxmemory, a full disk)
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
@@ -61,6 +63,17 @@ class JobLockedError(JobStateError):
 
 class BackendUnavailableError(DockyardError, ConnectionError):
     """The store could not be reached, even after retries; check that it runs and is reachable."""
+
+
+class BackendError(DockyardError):
+    """The store refused a command with an error of its own (the message is the store's);
+    check the store's health and logs, and report it if it persists."""
+
+
+class BackendFullError(BackendError):
+    """Redis is out of memory (maxmemory reached with the noeviction policy), or the SQLite
+    file's disk is full, and writes are refused (nothing was written); free memory, raise
+    maxmemory or remove finished jobs (clean, retention)."""
 
 
 class NotSupportedError(DockyardError):

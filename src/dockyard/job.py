@@ -7,6 +7,7 @@ BullMQ's hash field names (``atm``, ``ats``, ``pb``, ``finishedOn``...) appear o
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .durations import to_epoch, to_ms, to_seconds
 from .errors import (
+    BackendError,
+    BackendUnavailableError,
     InvalidJobError,
     InvalidOptionError,
     JobFailed,
@@ -21,7 +24,7 @@ from .errors import (
     NotSupportedError,
     error_for_code,
 )
-from .options import JobOptions
+from .options import MAX_PRIORITY, JobOptions, check_job_ref, check_text
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -53,14 +56,77 @@ def _parse_opts(raw: bytes | None) -> JobOptions:
     return opts
 
 
+#: JSON nested deeper than this is refused: every store and reader (orjson reads 1,024
+#: levels at most, Python's json about as many as its recursion limit) reads it back whole.
+MAX_JSON_DEPTH = 500
+#: Integers JSON readers give back exactly (orjson reads larger ones as floats).
+_INT_RANGE = range(-(2**63), 2**64)
+#: A run of digits long enough to be an integer outside that range (or part of a string).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
 def dump_json(value: object, what: str) -> str:
-    """Encode ``value`` as compact JSON, or raise InvalidJobError saying what was wrong."""
+    """Encode ``value`` as compact JSON, or raise InvalidJobError saying what was wrong.
+
+    Only what reads back equal is taken: no NaN, no lone surrogates, no non-string dict
+    keys (JSON would turn ``{1: 2}`` into ``{"1": 2}``), no integers beyond 64 bits,
+    nothing nested too deep.
+    """
     try:
-        return _dumps(value)
+        text = _dumps(value)
+    except RecursionError:
+        raise InvalidJobError(
+            f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidJobError(
             f"{what} must be JSON-serialisable (dict, list, str, number, bool, None): {exc}"
         ) from None
+    check_text(text, what)
+    ints = _LONG_DIGITS.search(text) is not None  # rare: only then look at every number
+    if ints or isinstance(value, (dict, list, tuple)):
+        _check_tree(value, what, ints)
+    return text
+
+
+def _check_tree(value: object, what: str, ints: bool) -> None:
+    """Refuse non-string dict keys, nesting past MAX_JSON_DEPTH and (with ``ints``)
+    integers beyond 64 bits; iterative, so any depth is safe to look at."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if node not in _INT_RANGE:
+                raise InvalidJobError(
+                    f"{what} holds the integer {node}, beyond 64 bits: JSON readers would "
+                    "give back a rounded float; send it as a string"
+                )
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidJobError(f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        if isinstance(node, dict):
+            for key in node:
+                if not isinstance(key, str):
+                    raise InvalidJobError(
+                        f"{what} has the {type(key).__name__} key {key!r}; JSON keys are "
+                        f"strings, so it would come back as {_dumps(str(key))}: use string keys"
+                    )
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        for child in children:
+            if isinstance(child, (dict, list, tuple)) or (ints and isinstance(child, int)):
+                todo.append((child, depth + 1))
+
+
+def clean_text(text: str) -> str:
+    """``text`` with any lone surrogate written as ``\\udcxx``: for failure reasons and
+    stack traces, which are stored whatever they hold."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _json_or_text(raw: bytes | None, default: Any = None) -> Any:
@@ -98,6 +164,7 @@ class Job:
 
     __slots__ = (
         "_backend",
+        "_store_error",
         "attempts_made",
         "attempts_started",
         "data",
@@ -166,6 +233,7 @@ class Job:
         self.deferred_failure = deferred_failure
         self.token = token
         self._backend = backend
+        self._store_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.queue_name}:{self.id} {self.name!r} attempts_made={self.attempts_made}>"
@@ -221,6 +289,7 @@ class Job:
         job.deferred_failure = defa.decode("utf-8", "replace") if defa is not None else None
         job.token = token
         job._backend = backend
+        job._store_error = None
         return job
 
     def to_redis(self) -> dict[str, str]:
@@ -239,6 +308,7 @@ class Job:
     def _need_backend(self) -> Backend:
         if self._backend is None:
             raise InvalidJobError("this Job is not bound to a queue; get it from a Queue or Worker")
+        check_job_ref(self.id)
         return self._backend
 
     async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
@@ -246,14 +316,38 @@ class Job:
         if isinstance(progress, bool) or not isinstance(progress, (int, float, dict)):
             raise InvalidOptionError(f"progress must be a number or a dict, got {progress!r}")
         text = dump_json(progress, "progress")
-        await self._need_backend().update_progress(self.id, text)
+        backend = self._need_backend()
+        try:
+            await backend.update_progress(self.id, text)
+        except (BackendError, BackendUnavailableError) as exc:
+            self._store_error = exc  # the store failed, not the handler: see store_failure
+            raise
         self.progress = progress
 
     async def log(self, line: str) -> int:
         """Append a line to the job's log (kept per ``keep_logs``); returns the log's length."""
         if not isinstance(line, str):
             raise InvalidOptionError(f"a log line must be a str, got {type(line).__name__}")
-        return await self._need_backend().add_log(self.id, line, self.opts.keep_logs)
+        check_text(line, "the log line")
+        backend = self._need_backend()
+        try:
+            return await backend.add_log(self.id, line, self.opts.keep_logs)
+        except (BackendError, BackendUnavailableError) as exc:
+            self._store_error = exc  # the store failed, not the handler: see store_failure
+            raise
+
+    def store_failure(self, exc: BaseException) -> BaseException | None:
+        """The store error of this job's own ``log``/``update_progress`` call behind ``exc``
+        (the handler let it escape, maybe wrapped), or None: the worker then puts the job
+        back without counting the attempt, since the store failed, not the handler."""
+        seen: BaseException | None = exc
+        for _ in range(10):  # follow a few causes/contexts, never a cycle
+            if seen is None:
+                return None
+            if seen is self._store_error:
+                return seen
+            seen = seen.__cause__ or seen.__context__
+        return None
 
     async def get_state(self) -> str:
         """The job's current state: waiting, active, delayed, prioritized, completed, ..."""
@@ -264,7 +358,7 @@ class Job:
         fresh = await self._need_backend().get_job(self.id)
         if fresh is not None:
             for slot in Job.__slots__:
-                if slot not in ("token", "_backend"):
+                if slot not in ("token", "_backend", "_store_error"):
                     setattr(self, slot, getattr(fresh, slot))
         return self
 
@@ -315,10 +409,10 @@ class Job:
         if (
             isinstance(priority, bool)
             or not isinstance(priority, int)
-            or not 0 <= priority <= 2**21
+            or not 0 <= priority <= MAX_PRIORITY
         ):
             raise InvalidOptionError(
-                f"priority must be a whole number 0..2097152, got {priority!r}"
+                f"priority must be a whole number 0..{MAX_PRIORITY}, got {priority!r}"
             )
         self._check(
             await self._need_backend().change_priority(self.id, priority, lifo), "change_priority"
@@ -347,6 +441,7 @@ class Job:
         """Fail a job you took by hand (manual processing); no further attempts are made."""
         if not isinstance(reason, str):
             raise InvalidOptionError(f"a failure reason must be a str, got {reason!r}")
+        check_text(reason, "the failure reason")
         await self._manual_finish("failed", reason, token)
         self.failed_reason = reason
 

@@ -7,6 +7,7 @@ other module knows BullMQ's spellings. Durations are read by durations.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,9 @@ from .errors import InvalidJobError, InvalidOptionError
 #: Highest priority BullMQ 6.x accepts (5.x accepts one more); lower numbers run sooner.
 MAX_PRIORITY = 2**21 - 1
 
-#: Queue key suffixes a custom job id must not equal, or its hash would clobber a queue key.
+#: Queue key suffixes a job id must not equal, or its hash would clobber a queue key. An id
+#: may not start with one of them and ``:`` either (``de:x``, ``metrics:completed:data``:
+#: the deduplication and metrics keys), except a scheduler iteration ``repeat:<id>:<ms>``.
 RESERVED_IDS = frozenset(
     {
         "wait",
@@ -117,10 +120,65 @@ class KeepJobs:
         return None
 
 
+#: BullMQ's id of a job scheduler's iteration: ``repeat:<scheduler id>:<millis>`` (legacy
+#: repeatable jobs put more colons in the middle part).
+_SCHEDULER_ITERATION = re.compile(r"repeat:.+:[0-9]+", re.DOTALL)
+
+
+def check_text(value: str, what: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\udce9"``): no
+    store can keep it. The one rule for names, ids, data, results, progress and logs."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidJobError(
+                f"{what} is not valid Unicode text: it holds the lone surrogate "
+                f"{value[exc.start]!r} (for example from a file name decoded with "
+                "'surrogateescape'); decode it properly or replace that character"
+            ) from None
+    return value
+
+
+def check_job_ref(job_id: object) -> str:
+    """Check the id of an existing job before any store is asked about it: an id that
+    names an internal key of the queue (``meta``, ``de:...``) is refused, never acted on.
+
+    Every operation that takes a job id (get_job, remove, retry, promote, logs...) calls
+    this; integers are taken as their decimal text (automatic ids).
+    """
+    if isinstance(job_id, int) and not isinstance(job_id, bool):
+        job_id = str(job_id)
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidJobError(f"a job id is a non-empty string, got {job_id!r}")
+    check_text(job_id, "the job id")
+    if _internal_key(job_id):
+        raise InvalidJobError(
+            f"{job_id!r} cannot be a job id: it is the name of one of the queue's own keys "
+            "(its settings, lists, deduplication or metrics); no job can have it"
+        )
+    return job_id
+
+
+def _internal_key(job_id: str) -> bool:
+    """True when ``P:N:<job_id>`` is (or may be) one of the queue's keys, not a job's."""
+    if job_id in RESERVED_IDS:
+        return True
+    colons = job_id.count(":")
+    if not colons:
+        return False
+    if _SCHEDULER_ITERATION.fullmatch(job_id):
+        return False
+    # One colon: a queue key (``de:x``, ``repeat:x``) or a job's sub-key (``5:lock``); BullMQ
+    # allows exactly two otherwise, and never a queue key name before the first.
+    return colons != 2 or job_id.partition(":")[0] in RESERVED_IDS
+
+
 def validate_job_id(job_id: object) -> str:
-    """Check a custom job id by BullMQ's rules, and refuse queue key suffixes."""
+    """Check a custom job id by BullMQ's rules, and refuse ids on the queue's own keys."""
     if not isinstance(job_id, str) or not job_id:
         raise InvalidJobError(f"job_id must be a non-empty string, got {job_id!r}")
+    check_text(job_id, "job_id")
     if job_id in RESERVED_IDS:
         raise InvalidJobError(f"job_id {job_id!r} is the name of a queue key; choose another id")
     if _looks_like_int(job_id):
@@ -132,6 +190,11 @@ def validate_job_id(job_id: object) -> str:
         raise InvalidJobError(f"job_id {job_id!r} must not start with '0:'")
     if ":" in job_id and job_id.count(":") != 2:
         raise InvalidJobError(f"job_id {job_id!r} must not contain ':'")
+    if _internal_key(job_id):
+        raise InvalidJobError(
+            f"job_id {job_id!r} would land on one of the queue's own keys (its first part "
+            f"{job_id.partition(':')[0]!r} names a queue key); choose another id"
+        )
     return job_id
 
 
@@ -169,6 +232,7 @@ class Deduplication:
         dedup_id = value.get("id")
         if not isinstance(dedup_id, str) or not dedup_id:
             raise InvalidOptionError(f"deduplication id must be a non-empty string: {dedup_id!r}")
+        check_text(dedup_id, "the deduplication id")
         ttl = value.get("ttl")
         flags = [value.get("extend", False), value.get("replace", False)]
         if not all(isinstance(f, bool) for f in flags):
@@ -393,7 +457,7 @@ def _queue_name(value: object) -> str:
         raise InvalidOptionError(
             f"dead_letter_queue must be a queue name (non-empty, no ':'), got {value!r}"
         )
-    return value
+    return check_text(value, "dead_letter_queue")
 
 
 def _timestamp(value: object) -> float:

@@ -20,7 +20,7 @@ from .errors import (
     JobStateError,
 )
 from .job import Job, dump_json
-from .options import JobOptions, build_options
+from .options import JobOptions, build_options, check_job_ref, check_text
 
 #: Counts ``get_job_counts()`` reports when no states are named: every state.
 DEFAULT_COUNT_STATES = STATES
@@ -87,6 +87,7 @@ class Queue:
     def _prepare_with(self, name: str, data: Any, opts: JobOptions) -> tuple[NewJob, Job]:
         if not isinstance(name, str) or not name:
             raise InvalidJobError(f"a job name must be a non-empty string, got {name!r}")
+        check_text(name, "the job name")
         data_text = dump_json(data if data is not None else {}, "job data")
         timestamp = opts.timestamp if opts.timestamp is not None else time.time()
         job = Job(
@@ -152,8 +153,9 @@ class Queue:
     # -- reading --------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job | None:
-        """The job with this id, or None if there is none."""
-        return await self.backend.get_job(str(job_id))
+        """The job with this id, or None if there is none; InvalidJobError for an id no
+        job can have (one of the queue's own key names, such as ``meta``)."""
+        return await self.backend.get_job(check_job_ref(job_id))
 
     async def get_job_counts(self, *states: str) -> dict[str, int]:
         """How many jobs are in each state (all states when none are named)."""
@@ -239,7 +241,7 @@ class Queue:
 
     async def get_job_logs(self, job_id: str, start: int = 0, end: int = -1) -> list[str]:
         """The job's log lines, oldest first."""
-        return await self.backend.get_logs(str(job_id), start, end)
+        return await self.backend.get_logs(check_job_ref(job_id), start, end)
 
     # -- admin ----------------------------------------------------------------------
 
@@ -338,7 +340,7 @@ class Queue:
     async def remove(self, job_id: str) -> bool:
         """Delete a job and its logs; False if there was none. Refused with JobLockedError
         while a worker runs it."""
-        code = await self.backend.remove(str(job_id))
+        code = await self.backend.remove(check_job_ref(job_id))
         if code == 0:
             raise JobLockedError(
                 f"job {job_id} is being processed (a worker holds its lock); remove it after "

@@ -36,6 +36,7 @@ from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
 from .errors import (
+    BackendFullError,
     FailedChildrenError,
     JobStateError,
     LockLostError,
@@ -400,7 +401,7 @@ class Worker:
                 else:
                     log.warning("job %s: %s", job.id, exc)
                 return None
-            except ConnectionError as exc:
+            except (ConnectionError, BackendFullError) as exc:
                 log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .connection import ConnectionLost, RedisAddress, RedisClient
+from .connection import ConnectionLost, RedisAddress, RedisClient, checked
 from .keys import QueueKeys
 from .scripts import load_scripts
 
@@ -201,7 +201,7 @@ class RedisAdmin:
         conn = await self.client.connection()
         meta_f = conn.send(("HMGET", key, "count", "prevTS", "prevCount"))
         data_f = conn.send(("LRANGE", key + ":data", start, end))
-        meta, data = await meta_f, await data_f
+        meta, data = checked(await asyncio.gather(meta_f, data_f))
         return {
             "count": int(meta[0] or 0),
             "prev_ts": int(meta[1]) if meta[1] is not None else None,
@@ -238,7 +238,7 @@ class RedisAdmin:
                 futures.append(
                     conn.send(("ZCOUNT", self.keys.key("prioritized"), low, low + 4294967295))
                 )
-        replies = [int(r) for r in await asyncio.gather(*futures)]
+        replies = [int(r) for r in checked(await asyncio.gather(*futures))]
         counts: dict[int, int] = {}
         i = 0
         for priority in priorities:

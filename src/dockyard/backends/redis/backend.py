@@ -14,7 +14,7 @@ from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
-from .connection import ConnectionLost, RedisAddress, RedisClient
+from .connection import ConnectionLost, RedisAddress, RedisClient, checked
 from .flows import RedisFlows
 from .keys import QueueKeys, validate_queue_name
 from .scripts import QueueScripts
@@ -146,7 +146,7 @@ class RedisBackend(RedisAdmin):
             else:
                 raise ValueError(state)
         try:
-            replies = await asyncio.gather(*futures)
+            replies = checked(await asyncio.gather(*futures))
         except ConnectionLost:
             raise BackendUnavailableError(f"lost the connection to {self.address}") from None
         return {state: int(n) for state, n in zip(states, replies, strict=True)}

@@ -20,7 +20,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
-from ...errors import BackendUnavailableError, InvalidOptionError
+from ...errors import (
+    BackendError,
+    BackendFullError,
+    BackendUnavailableError,
+    InvalidJobError,
+    InvalidOptionError,
+)
 
 log = logging.getLogger("dockyard.redis")
 
@@ -34,12 +40,40 @@ _pack = hiredis.pack_command
 EAGER_WRITE_BYTES = 16 * 1024
 
 
-class ReplyError(Exception):
-    """An error reply from the Redis server (``-ERR ...``)."""
+class ReplyError(BackendError):
+    """An error reply from the Redis server (``-ERR ...``); the message is the server's.
+
+    An ``OOM`` reply (the server is at ``maxmemory``) is built as :class:`OutOfMemoryReply`,
+    a :class:`~dockyard.errors.BackendFullError`, so callers can tell a full store apart.
+    """
+
+    def __new__(cls, *args: object) -> ReplyError:
+        if cls is ReplyError and args and str(args[0]).startswith("OOM"):
+            cls = OutOfMemoryReply
+        return super().__new__(cls, *args)
 
 
-class ConnectionLost(ConnectionError):
+class OutOfMemoryReply(ReplyError, BackendFullError):
+    """Redis refused a write because it is at ``maxmemory`` (policy ``noeviction``)."""
+
+    def __str__(self) -> str:
+        return (
+            "Redis is out of memory (maxmemory reached, nothing was written by the refused "
+            "command); free memory, raise maxmemory or remove finished jobs. The server said: "
+            + super().__str__()
+        )
+
+
+class ConnectionLost(BackendUnavailableError):
     """The socket closed before the reply came; the command may or may not have run."""
+
+
+def checked(replies: Sequence[Any]) -> list[Any]:
+    """``replies`` as a list, raising the first error reply among them."""
+    for reply in replies:
+        if isinstance(reply, ReplyError):
+            raise reply
+    return list(replies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +149,12 @@ class _Protocol(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            if not pending:
+                # A reply nobody asked for: the stream is out of step, trust nothing on it.
+                self._fail(ConnectionLost("Redis sent a reply no command was waiting for"))
+                if self.transport is not None:
+                    self.transport.close()
+                return
             fut = pending.popleft()
             if not fut.done():
                 fut.set_result(reply)
@@ -179,15 +219,26 @@ class Connection:
         return self._protocol.lost is not None or self._protocol.transport is None
 
     def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        """Queue one command; the future gets its reply (a ReplyError instance on error)."""
+        """Queue one command; the future gets its reply (a ReplyError instance on error).
+
+        The command is encoded before its future joins the queue of pending replies: an
+        argument that cannot be sent fails only this call (InvalidJobError), and every
+        later reply still reaches its own caller.
+        """
         protocol = self._protocol
         fut: asyncio.Future[Any] = self._loop.create_future()
         if protocol.lost is not None:
             fut.set_exception(protocol.lost)
             return fut
+        try:
+            packed = _pack(tuple(args))
+        except (UnicodeError, TypeError, ValueError) as exc:
+            fut.set_exception(
+                InvalidJobError(f"a value cannot be sent to Redis, nothing was written: {exc}")
+            )
+            return fut
         idle = not protocol.pending
         protocol.pending.append(fut)
-        packed = _pack(tuple(args))
         self._buffer.append(packed)
         self._buffered += len(packed)
         if idle or self._buffered >= EAGER_WRITE_BYTES:
@@ -208,8 +259,15 @@ class Connection:
     def _write(self) -> None:
         buffer, self._buffer, self._buffered = self._buffer, [], 0
         transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            # connection_lost fails the pending futures, these commands' included.
+            return
+        try:
             transport.write(b"".join(buffer))
+        except Exception as exc:  # any failed write leaves the stream unknown
+            # Part of the batch may have gone out: no later reply can be matched safely.
+            transport.close()
+            self._protocol._fail(ConnectionLost(f"writing to Redis failed: {exc!r}"))
 
     async def execute(self, *args: Any) -> Any:
         """Run one command and return its reply; raise ReplyError for an error reply."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import InvalidOptionError
+from ...options import check_text
 
 
 def validate_queue_name(name: object, prefix: object) -> None:
@@ -18,6 +19,11 @@ def validate_queue_name(name: object, prefix: object) -> None:
         )
     if not isinstance(prefix, str) or not prefix:
         raise InvalidOptionError(f"prefix must be a non-empty string, got {prefix!r}")
+    for text, what in ((name, "the queue name"), (prefix, "the prefix")):
+        try:
+            check_text(text, what)
+        except ValueError as exc:  # the same rule, but an option's error
+            raise InvalidOptionError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ answered by sending the source once with EVAL, which caches it again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ class Script:
         conn = await client.connection()
         head = (b"EVALSHA", self.sha, self.num_keys, *keys)
         futures = [conn.send((*head, *args)) for args in arg_lists]
-        replies = [await fut for fut in futures]  # replies come in order
+        replies = list(await asyncio.gather(*futures))  # replies come in order
         for i, reply in enumerate(replies):
             if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
                 replies[i] = await self.run(client, keys, arg_lists[i])

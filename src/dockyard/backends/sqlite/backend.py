@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...errors import (
+    BackendFullError,
     BackendUnavailableError,
     InvalidOptionError,
     JobNotFoundError,
@@ -168,6 +169,11 @@ class SqliteBackend(SqliteAdmin):
                     return fn(store, *args)
             return fn(store, *args)
         except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+                raise BackendFullError(
+                    f"the disk of the SQLite file {self.path} is full ({exc}); nothing was "
+                    "written: free space or remove finished jobs"
+                ) from None
             raise BackendUnavailableError(
                 f"the SQLite file {self.path} could not be used ({exc}); if it is locked, "
                 "another process holds a long transaction"
