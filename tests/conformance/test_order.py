@@ -87,9 +87,11 @@ async def test_concurrency_bounds_the_jobs_active_at_once(queue: Queue, backend_
     async with Worker("q", hold, url=backend_url, concurrency=5):
 
         async def five_active() -> bool:
-            return (await queue.get_job_counts("active"))["active"] == 5
+            # The store marks jobs active before the worker reads the reply and starts
+            # their handlers: wait for both.
+            return running == 5 and (await queue.get_job_counts("active"))["active"] == 5
 
-        await wait_for(five_active, what="5 active jobs")
+        await wait_for(five_active, what="5 active jobs, 5 handlers running")
         assert running == 5
         release.set()
 
