@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -35,9 +36,16 @@ def _ping(port: int) -> bool:
 
 
 class RedisServer:
-    """A redis-server process of our own; ``appendonly=True`` makes it durable across kills."""
+    """A redis-server process of our own; ``appendonly=True`` makes it durable across kills;
+    ``extra_args`` go to redis-server as given (e.g. ``("--maxmemory", "2mb")``)."""
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -47,6 +55,7 @@ class RedisServer:
         self.binary = binary
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra_args = tuple(extra_args)
         self.dir = Path(tempfile.mkdtemp(prefix="dockyard-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -79,6 +88,7 @@ class RedisServer:
         ]
         if self.appendonly:
             args += ["--appendfsync", "always"]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not _ping(self.port):
