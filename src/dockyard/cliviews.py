@@ -8,9 +8,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .backends import list_queues, open_backend
 from .cliout import EXIT_USAGE, failure, out
@@ -75,8 +77,9 @@ async def read_stats(
     return result
 
 
-def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) -> Table:
-    """Counts per queue; with ``trouble``, the last counts read, marked disconnected."""
+def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) -> RenderableType:
+    """Counts per queue; with ``trouble``, the last counts read, marked disconnected, and
+    the reason on a line of its own below (never squeezed to the table's width)."""
     title = f"dockyard queues  {time.strftime('%H:%M:%S')}"
     if trouble is not None:
         title += "  [bold red]disconnected[/bold red]"
@@ -88,8 +91,9 @@ def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) ->
         label = escape(name) + (" [yellow](paused)[/yellow]" if counts["is_paused"] else "")
         table.add_row(label, *(f"{counts[c]:,}" for c in STAT_COLUMNS))
     if trouble is not None:
-        table.caption = f"{escape(trouble)}; retrying" + ("; the last counts read" if stats else "")
-    elif not stats:
+        shown = "; showing the last counts read" if stats else ""
+        return Group(table, Text(f"disconnected: {trouble}; retrying{shown}", style="red"))
+    if not stats:
         table.caption = "no queues in this store"
     return table
 
@@ -99,7 +103,7 @@ async def watch_stats(url: str | None, prefix: str, queues: Sequence[str], inter
     watch goes on (field report #22). Off a terminal, each refresh is a new table."""
     last: dict[str, dict[str, Any]] = {}
 
-    async def table() -> Table:
+    async def table() -> RenderableType:
         nonlocal last
         try:
             last = await read_stats(url, prefix, queues)

@@ -36,15 +36,14 @@ def _ping(port: int) -> bool:
 
 
 class RedisServer:
-    """A redis-server process of our own; ``appendonly=True`` makes it durable across kills;
-    ``extra_args`` go to redis-server as given (e.g. ``("--maxmemory", "2mb")``)."""
+    """A redis-server process of our own; ``appendonly=True`` makes it durable across kills.
+
+    ``extra_args`` go to the server's command line as they are, e.g.
+    ``("--maxmemory", "20mb", "--maxmemory-policy", "noeviction")``.
+    """
 
     def __init__(
-        self,
-        *,
-        port: int | None = None,
-        appendonly: bool = False,
-        extra_args: Sequence[str] = (),
+        self, *, port: int | None = None, appendonly: bool = False, extra_args: Sequence[str] = ()
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:

@@ -115,7 +115,7 @@ def test_bad_json_data_is_a_usage_error_and_adds_nothing(url: str) -> None:
 def test_an_unreachable_redis_says_so_with_exit_code_3() -> None:
     done = dockyard("stats", "q", "--url", "redis://127.0.0.1:1/0")
     assert done.returncode == 3
-    assert "cannot reach the store at redis://127.0.0.1:1/0: is it running?" in done.stderr
+    assert "cannot reach redis://127.0.0.1:1/0: connection refused; is it running?" in done.stderr
     assert "Traceback" not in done.stderr
 
 
