@@ -83,8 +83,8 @@ def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) ->
     title = f"dockyard queues  {time.strftime('%H:%M:%S')}"
     if trouble is not None:
         title += "  [bold red]disconnected[/bold red]"
-    table = Table(title=title)
-    table.add_column("queue", overflow="fold")
+    table = Table(title=title, show_edge=False)  # without edges, it fits 80 columns
+    table.add_column("queue", overflow="fold", min_width=5)
     for column in STAT_COLUMNS:  # headers are never cut short (field report #25)
         table.add_column(column, justify="right", min_width=len(column), no_wrap=True)
     for name, counts in stats.items():

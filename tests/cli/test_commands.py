@@ -53,7 +53,7 @@ def test_stats_prints_a_table_of_every_queue(url: str) -> None:
     shown = dockyard("stats", "--url", url)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert any(line.split("│")[1].strip() == "a" for line in lines if "│" in line)
+    assert any(line.split("│")[0].strip() == "a" for line in lines if "│" in line)
     assert any("b" in line and "1" in line for line in lines)
 
 
