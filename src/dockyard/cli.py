@@ -2,106 +2,59 @@
 
 Exit codes: 0 done; 1 the operation failed (no such job, a refused change, failed
 demo); 2 bad usage or input (unknown option, bad JSON, bad MODULE:HANDLER); 3 the store
-cannot be reached; 130 interrupted. User errors print one line, never a traceback.
+cannot be reached; 130 interrupted. User errors print one line, never a traceback
+(cliout.py). Every command names the store it uses on stderr (not with ``--json``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
+import logging
+import os
 import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.live import Live
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from .backends import list_queues, open_backend, resolve_url
+from .backends import DEFAULT_URL
 from .backends.base import STATES
-from .errors import BackendUnavailableError, DockyardError, InvalidOptionError
+from .cliout import (
+    EXIT_USAGE,
+    UserError,
+    announce_store,
+    err,
+    failure,
+    out,
+    store_line,
+)
+from .cliout import run as _run
+from .cliviews import job_dict, read_stats, stats_table, watch_stats
+from .cliviews import with_queue as _with_queue
+from .durations import MAX_SECONDS
+from .errors import InvalidOptionError
 from .job import Job
+from .options import MAX_PRIORITY
 from .queue import Queue
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+URL_HELP = f"Store URL (default: $DOCKYARD_URL, else {DEFAULT_URL})."
 
 
-class UserError(click.ClickException):
-    """A one-line error for the user, with the exit code it deserves."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = code  # type: ignore[misc]  # click reads it per instance
-
-    def show(self, file: Any = None) -> None:
-        err.print(f"[red]error:[/red] {self.message}", highlight=False)
-
-
-def _run(coro: Coroutine[Any, Any, T], url: str | None = None) -> T:
-    """Run ``coro``; turn dockyard's errors into one-line messages and exit codes."""
-    try:
-        return asyncio.run(coro)
-    except BackendUnavailableError as exc:
-        where = resolve_url(url)
-        raise UserError(
-            f"cannot reach the store at {where}: is it running? ({exc})", EXIT_UNREACHABLE
-        ) from None
-    except (InvalidOptionError, ValueError) as exc:
-        raise UserError(str(exc), EXIT_USAGE) from None
-    except DockyardError as exc:
-        raise UserError(str(exc)) from None
-    except KeyboardInterrupt:
-        raise SystemExit(EXIT_INTERRUPTED) from None
+def say(text: str) -> None:
+    """Print one plain line on stdout: names and ids are shown as given, never as markup."""
+    out.print(text, markup=False, highlight=False)
 
 
 def store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--url``, ``--prefix`` and ``--json``, shared by the commands that read a store."""
     fn = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")(fn)
     fn = click.option("--prefix", default="bull", show_default=True, help="Key prefix.")(fn)
-    return click.option(
-        "--url", envvar="DOCKYARD_URL", help="Store URL (default: $DOCKYARD_URL, else Redis)."
-    )(fn)
-
-
-async def _with_queue(
-    url: str | None, prefix: str, name: str, action: Callable[[Queue], Awaitable[T]]
-) -> T:
-    """Open ``name`` with a short reconnect window (a command should fail fast)."""
-    backend = open_backend(url, name, prefix=prefix, retry_for=3.0)
-    async with Queue(name, prefix=prefix, backend=backend) as queue:
-        return await action(queue)
-
-
-def _job_dict(
-    job: Job, state: str | None = None, logs: Sequence[str] | None = None
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "id": job.id,
-        "name": job.name,
-        "state": state,
-        "data": job.data,
-        "progress": job.progress,
-        "attempts_made": job.attempts_made,
-        "attempts_started": job.attempts_started,
-        "return_value": job.return_value,
-        "failed_reason": job.failed_reason,
-        "timestamp": job.timestamp,
-        "processed_on": job.processed_on,
-        "finished_on": job.finished_on,
-        "delay": job.delay,
-        "priority": job.priority,
-    }
-    if logs is not None:
-        entry["logs"] = list(logs)
-        entry["stacktrace"] = job.stacktrace
-    return entry
+    return click.option("--url", envvar="DOCKYARD_URL", help=URL_HELP)(fn)
 
 
 def _print_json(value: Any) -> None:
@@ -122,10 +75,13 @@ def main() -> None:
 @click.option("-q", "--queue", required=True, help="Queue to work on.")
 @click.option("-c", "--concurrency", default=1, show_default=True, type=click.IntRange(1))
 @click.option("-p", "--processes", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--lock-duration", default=30.0, show_default=True, type=click.FloatRange(0.001))
-@click.option("--stalled-interval", default=30.0, show_default=True, type=click.FloatRange(0.001))
+@click.option("--lock-duration", default=30.0, show_default=True,
+              type=click.FloatRange(0.001, MAX_SECONDS))  # fmt: skip
+@click.option("--stalled-interval", default=30.0, show_default=True,
+              type=click.FloatRange(0.001, MAX_SECONDS))  # fmt: skip
 @click.option("--max-stalled-count", default=1, show_default=True, type=click.IntRange(0))
-@click.option("--shutdown-timeout", default=30.0, show_default=True, type=click.FloatRange(0))
+@click.option("--shutdown-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(0, MAX_SECONDS))  # fmt: skip
 @click.option("--max-jobs", type=click.IntRange(1), help="Recycle a process after N jobs.")
 @click.option("--max-memory", type=click.IntRange(1), help="Recycle a process past N MB RSS.")
 @click.option("--name", help="Worker name (shown to BullMQ's getWorkers).")
@@ -135,14 +91,13 @@ def main() -> None:
 )
 @click.option("--log-jobs", is_flag=True, help="One INFO line per finished job.")
 @click.option("--isolate", is_flag=True, help="Run each job in a child process.")
-@click.option(
-    "--url", envvar="DOCKYARD_URL", help="Store URL (default: $DOCKYARD_URL, else Redis)."
-)
+@click.option("--url", envvar="DOCKYARD_URL", help=URL_HELP)
 @click.option("--prefix", default="bull", show_default=True)
 def worker(target: str, queue: str, processes: int, **opts: Any) -> None:
     """Run MODULE:HANDLER (a function, or a dict of job name -> function) on a queue."""
     from . import logs
     from .runworker import WorkerCommand, load_handler
+    from .supervisor import CHILD_ENV
 
     logs.configure(opts.pop("log_level"), opts.pop("log_format"))
     command = WorkerCommand(target=target, queue=queue, processes=processes, **opts)
@@ -150,7 +105,15 @@ def worker(target: str, queue: str, processes: int, **opts: Any) -> None:
         load_handler(target)  # fail here, once, rather than in every child
     except InvalidOptionError as exc:
         raise UserError(str(exc), EXIT_USAGE) from None
-    code = command.run()
+    if CHILD_ENV not in os.environ:  # a supervised child: its supervisor said it already
+        logging.getLogger("dockyard.cli").info(store_line(opts["url"]))
+    try:
+        code = command.run()
+    except Exception as exc:  # a store that refuses the worker outright: one line (#13)
+        problem = failure(exc, opts["url"])
+        if problem is None:
+            raise
+        raise problem from None
     if code:
         sys.exit(code)
 
@@ -164,9 +127,12 @@ def worker(target: str, queue: str, processes: int, **opts: Any) -> None:
 @click.option("--data", default="{}", help="Job data as JSON.")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
               help="Add many jobs: JSON lines of {'name', 'data', 'opts'}.")  # fmt: skip
-@click.option("--delay", type=float, help="Seconds before the job may run.")
-@click.option("--attempts", type=int, help="Tries before the job fails for good.")
-@click.option("--priority", type=int, help="1 (highest) .. 2097152; 0 = none.")
+@click.option(
+    "--delay", type=float, help=f"Seconds before the job may run: 0 .. {MAX_SECONDS} (ten years)."
+)
+@click.option("--attempts", type=int, help="Tries before the job fails for good: 1 or more.")
+@click.option("--priority", type=int,
+              help=f"1 (highest) .. {MAX_PRIORITY} (lowest); 0 = none.")  # fmt: skip
 @click.option("--job-id", help="A custom id; adding an existing id adds nothing.")
 @click.option("--lifo", is_flag=True, help="Run it before the jobs already waiting.")
 @store_options
@@ -178,14 +144,16 @@ def add(queue: str, name: str, data: str, path: str | None, url: str | None, pre
     except ValueError as exc:
         raise UserError(f"--data is not valid JSON ({exc}); e.g. --data '{{\"to\": \"a@b.c\"}}'",
                         EXIT_USAGE) from None  # fmt: skip
-    opts = {k: v for k, v in given.items() if v not in (None, False)}
+    # Only options given: `is not`, since 0 == False would drop --attempts 0 unchecked (#19).
+    opts = {k: v for k, v in given.items() if v is not None and v is not False}
+    announce_store(url, quiet=as_json)
     if path is not None:
         entries = _read_jobs_file(path, name)
         ids = _run(_with_queue(url, prefix, queue, lambda q: _add_many(q, entries, as_json)), url)
         if as_json:
             _print_json({"ids": ids})
         else:
-            out.print(f"added {len(ids):,} jobs to {queue}")
+            say(f"added {len(ids):,} jobs to {queue}")
         return
 
     async def one(q: Queue) -> Job:
@@ -195,7 +163,7 @@ def add(queue: str, name: str, data: str, path: str | None, url: str | None, pre
     if as_json:
         _print_json({"id": job.id})
     else:
-        out.print(f"added job {job.id} ({name}) to {queue}")
+        say(f"added job {job.id} ({name}) to {queue}")
 
 
 def _read_jobs_file(path: str, default_name: str) -> list[tuple[str, Any, dict[str, Any]]]:
@@ -232,35 +200,6 @@ async def _add_many(
 
 # -- reading ------------------------------------------------------------------------------
 
-_STAT_COLUMNS = ("waiting", "active", "delayed", "prioritized", "completed", "failed", "paused")
-
-
-async def _stats(url: str | None, prefix: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    wanted = list(names) or await list_queues(url, prefix)
-    result: dict[str, dict[str, Any]] = {}
-    for name in wanted:
-
-        async def read(q: Queue) -> dict[str, Any]:
-            counts: dict[str, Any] = await q.get_job_counts(*_STAT_COLUMNS)
-            counts["is_paused"] = await q.is_paused()
-            return counts
-
-        result[name] = await _with_queue(url, prefix, name, read)
-    return result
-
-
-def _stats_table(stats: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title=f"dockyard queues  {time.strftime('%H:%M:%S')}")
-    table.add_column("queue")
-    for column in _STAT_COLUMNS:
-        table.add_column(column, justify="right")
-    for name, counts in stats.items():
-        label = f"{name} [yellow](paused)[/yellow]" if counts["is_paused"] else name
-        table.add_row(label, *(f"{counts[c]:,}" for c in _STAT_COLUMNS))
-    if not stats:
-        table.caption = "no queues in this store"
-    return table
-
 
 @main.command()
 @click.argument("queues", nargs=-1)
@@ -270,42 +209,45 @@ def _stats_table(stats: dict[str, dict[str, Any]]) -> Table:
 def stats(queues: tuple[str, ...], watch: bool, interval: float, url: str | None, prefix: str,
           as_json: bool) -> None:  # fmt: skip
     """Job counts per state of QUEUES (every queue of the store when none is named)."""
+    announce_store(url, quiet=as_json)
     if not watch:
-        result = _run(_stats(url, prefix, queues), url)
+        result = _run(read_stats(url, prefix, queues), url)
         if as_json:
             _print_json(result)
         else:
-            out.print(_stats_table(result))
+            out.print(stats_table(result))
         return
-
-    async def live() -> None:
-        with Live(_stats_table({}), console=out, auto_refresh=False) as screen:
-            while True:
-                screen.update(_stats_table(await _stats(url, prefix, queues)), refresh=True)
-                await asyncio.sleep(interval)
-
-    _run(live(), url)
+    _run(watch_stats(url, prefix, queues, interval), url)
 
 
 @main.command()
 @click.argument("queue")
 @click.option("--state", default="waiting", show_default=True, type=click.Choice(STATES))
-@click.option("--start", default=0, show_default=True, type=int)
-@click.option("--end", default=19, show_default=True, type=int)
+@click.option(
+    "--start",
+    default=0,
+    show_default=True,
+    type=int,
+    help="First position (0 = newest); negative counts from the oldest.",
+)
+@click.option("--end", default=19, show_default=True, type=int,
+              help="Last position, included; at most 10,000 from --start.")  # fmt: skip
 @store_options
 def jobs(queue: str, state: str, start: int, end: int, url: str | None, prefix: str,
          as_json: bool) -> None:  # fmt: skip
     """List jobs of QUEUE in one state, newest first (a page: --start/--end)."""
+    announce_store(url, quiet=as_json)
     found = _run(_with_queue(url, prefix, queue, lambda q: q.get_jobs(state, start, end)), url)
     if as_json:
-        _print_json([_job_dict(j, state) for j in found])
+        _print_json([job_dict(j, state) for j in found])
         return
-    table = Table(title=f"{queue}: {state} jobs {start}..{end}")
+    table = Table(title=f"{escape(queue)}: {state} jobs {start}..{end}")
     for column in ("id", "name", "attempts", "progress", "result / reason"):
-        table.add_column(column)
+        table.add_column(column, min_width=len(column) if column != "result / reason" else None)
     for j in found:
         outcome = j.failed_reason if j.failed_reason else json.dumps(j.return_value, default=str)
-        table.add_row(j.id, j.name, str(j.attempts_made), str(j.progress), outcome or "")
+        cells = (j.id, j.name, str(j.attempts_made), str(j.progress), outcome or "")
+        table.add_row(*(escape(cell) for cell in cells))
     out.print(table)
 
 
@@ -315,12 +257,13 @@ def jobs(queue: str, state: str, start: int, end: int, url: str | None, prefix: 
 @store_options
 def job(queue: str, job_id: str, url: str | None, prefix: str, as_json: bool) -> None:
     """Show one job: state, progress, logs, return value or failure."""
+    announce_store(url, quiet=as_json)
 
     async def read(q: Queue) -> dict[str, Any]:
         found = await q.get_job(job_id)
         if found is None:
             raise UserError(f"no job {job_id} in queue {queue}")
-        return _job_dict(found, await found.get_state(), await q.get_job_logs(job_id))
+        return job_dict(found, await found.get_state(), await q.get_job_logs(job_id))
 
     entry = _run(_with_queue(url, prefix, queue, read), url)
     if as_json:
@@ -329,11 +272,12 @@ def job(queue: str, job_id: str, url: str | None, prefix: str, as_json: bool) ->
     for key in ("id", "name", "state", "progress", "attempts_made", "data", "return_value",
                 "failed_reason"):  # fmt: skip
         if entry.get(key) is not None:
-            out.print(f"[bold]{key:>14}[/bold]  {json.dumps(entry[key], default=str)}")
+            value = escape(json.dumps(entry[key], default=str))
+            out.print(f"[bold]{key:>14}[/bold]  {value}", highlight=False)
     for line in entry["logs"]:
-        out.print(f"[dim]{'log':>14}[/dim]  {line}", highlight=False)
+        out.print(f"[dim]{'log':>14}[/dim]  {escape(line)}", highlight=False)
     for trace in entry["stacktrace"][-1:]:
-        out.print(trace, highlight=False)
+        say(trace)
 
 
 # -- admin --------------------------------------------------------------------------------
@@ -350,13 +294,14 @@ def job(queue: str, job_id: str, url: str | None, prefix: str, as_json: bool) ->
 def retry(queue: str, state: str, count: int | None, from_dlq: bool, url: str | None,
           prefix: str, as_json: bool) -> None:  # fmt: skip
     """Move failed (or completed) jobs of QUEUE back to waiting."""
+    announce_store(url, quiet=as_json)
     if from_dlq:
         moved = _run(_with_queue(url, prefix, queue,
                                  lambda q: q.redrive_dead_letters(count=count)), url)  # fmt: skip
         if as_json:
             _print_json({"moved": moved})
         else:
-            out.print(f"sent {moved:,} dead letter(s) of {queue} back to their queues")
+            say(f"sent {moved:,} dead letter(s) of {queue} back to their queues")
         return
 
     async def move(q: Queue) -> int:
@@ -377,7 +322,7 @@ def retry(queue: str, state: str, count: int | None, from_dlq: bool, url: str | 
     if as_json:
         _print_json({"moved": moved})
     else:
-        out.print(f"moved {moved:,} {state} job(s) of {queue} back to waiting")
+        say(f"moved {moved:,} {state} job(s) of {queue} back to waiting")
 
 
 @main.command()
@@ -385,8 +330,9 @@ def retry(queue: str, state: str, count: int | None, from_dlq: bool, url: str | 
 @store_options
 def pause(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
     """Pause QUEUE: workers (dockyard's and Node's) take no new jobs."""
+    announce_store(url, quiet=as_json)
     _run(_with_queue(url, prefix, queue, lambda q: q.pause()), url)
-    _print_json({"paused": True}) if as_json else out.print(f"{queue} paused")
+    _print_json({"paused": True}) if as_json else say(f"{queue} paused")
 
 
 @main.command()
@@ -394,15 +340,17 @@ def pause(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
 @store_options
 def resume(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
     """Resume a paused QUEUE."""
+    announce_store(url, quiet=as_json)
     _run(_with_queue(url, prefix, queue, lambda q: q.resume()), url)
-    _print_json({"paused": False}) if as_json else out.print(f"{queue} resumed")
+    _print_json({"paused": False}) if as_json else say(f"{queue} resumed")
 
 
 @main.command()
 @click.argument("queue")
 @click.option("--grace", default=0.0, show_default=True, type=float,
-              help="Only jobs older than this many seconds.")  # fmt: skip
-@click.option("--limit", default=0, show_default=True, type=int, help="At most N; 0 = all.")
+              help="Only jobs older than this many seconds (0 or more).")  # fmt: skip
+@click.option("--limit", default=0, show_default=True, type=int,
+              help="At most N jobs (0 or more); 0 = all.")  # fmt: skip
 @click.option("--state", default="completed", show_default=True,
               type=click.Choice(["completed", "failed", "delayed", "prioritized", "waiting",
                                  "paused", "active"]))  # fmt: skip
@@ -410,6 +358,7 @@ def resume(queue: str, url: str | None, prefix: str, as_json: bool) -> None:
 def clean(queue: str, grace: float, limit: int, state: str, url: str | None, prefix: str,
           as_json: bool) -> None:  # fmt: skip
     """Delete jobs of QUEUE in one state, older than --grace seconds."""
+    announce_store(url, quiet=as_json)
 
     async def sweep(q: Queue) -> list[str]:
         removed: list[str] = []
@@ -429,7 +378,7 @@ def clean(queue: str, grace: float, limit: int, state: str, url: str | None, pre
     if as_json:
         _print_json({"removed": removed})
     else:
-        out.print(f"removed {len(removed):,} {state} job(s) of {queue}")
+        say(f"removed {len(removed):,} {state} job(s) of {queue}")
 
 
 @main.command()
@@ -438,23 +387,25 @@ def clean(queue: str, grace: float, limit: int, state: str, url: str | None, pre
 @store_options
 def drain(queue: str, delayed: bool, url: str | None, prefix: str, as_json: bool) -> None:
     """Delete every job of QUEUE that waits to run."""
+    announce_store(url, quiet=as_json)
     removed = _run(_with_queue(url, prefix, queue, lambda q: q.drain(delayed=delayed)), url)
     if as_json:
         _print_json({"removed": removed})
     else:
-        out.print(f"removed {removed:,} waiting job(s) of {queue}")
+        say(f"removed {removed:,} waiting job(s) of {queue}")
 
 
 # -- demo and serve -----------------------------------------------------------------------
 
 
 @main.command()
-@click.option("--url", envvar="DOCKYARD_URL", help="Store URL (default: a new SQLite file).")
+@click.option("--url", envvar="DOCKYARD_URL", help=URL_HELP)
 def demo(url: str | None) -> None:
-    """A short end-to-end run on the embedded SQLite store (no server needed)."""
-    from .demo import main as run_demo
+    """A short end-to-end run on the default store (an SQLite file: no server needed)."""
+    from .demo import run_demo
 
-    code = run_demo(url)
+    announce_store(url)
+    code = _run(run_demo(url, echo=say), url)
     if code:
         sys.exit(code)
 
@@ -462,7 +413,7 @@ def demo(url: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--url", envvar="DOCKYARD_URL", help="Store URL (default: ./dockyard.db).")
+@click.option("--url", envvar="DOCKYARD_URL", help=URL_HELP)
 @click.option("--prefix", default="bull", show_default=True)
 @click.option("--token", envvar="DOCKYARD_API_TOKEN", help="Bearer token for the API.")
 @click.option("--queue", "queues", multiple=True,
@@ -476,6 +427,7 @@ def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
         raise UserError(
             f"the web app needs its extra: pip install 'dockyard[web]' ({exc})", EXIT_USAGE
         ) from None
+    announce_store(url)
     code = run_server(url=url, host=host, port=port, token=token, prefix=prefix,
                       queues=list(queues) or None)  # fmt: skip
     if code:

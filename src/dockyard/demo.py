@@ -1,13 +1,16 @@
-"""``dockyard demo``: a short, finite run through every path a job can take."""
+"""``dockyard demo``: a short, finite run through every path a job can take.
+
+It runs on the same store as every other command (the default SQLite file unless --url or
+DOCKYARD_URL says otherwise), in a queue of its own that it empties first, so that
+``dockyard stats`` and ``dockyard jobs dockyard-demo`` show its jobs afterwards (#20)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import tempfile
 import time
 from typing import Any
 
+from .backends import DEFAULT_URL, display_url, resolve_url
 from .backoff import Backoff
 from .errors import JobFailed, UnrecoverableError
 from .job import Job
@@ -31,9 +34,12 @@ async def handle(job: Job) -> Any:
     return {"delivered": job.data, "attempt": job.attempts_made + 1}
 
 
-async def run_demo(url: str, echo: Any = print) -> int:
+async def run_demo(url: str | None = None, echo: Any = print) -> int:
     """Add jobs of every kind, process them with one worker, print what happened."""
+    url = resolve_url(url)
     async with Queue(QUEUE, url=url) as queue:
+        await queue.pause()  # the demo's own queue: start from nothing
+        await queue.obliterate(force=True)
         started = time.monotonic()
         jobs = [
             await queue.add("email", {"to": "ada@example.com"}),
@@ -48,7 +54,7 @@ async def run_demo(url: str, echo: Any = print) -> int:
             await queue.add("forbidden", {"to": "dave@example.com"}, attempts=5),
         ]
         counts = await queue.get_job_counts("waiting", "prioritized", "delayed")
-        echo(f"added {len(jobs)} jobs to {QUEUE!r} on {url}: {counts}")
+        echo(f"added {len(jobs)} jobs to {QUEUE!r} on {display_url(url)}: {counts}")
         async with Worker(QUEUE, handle, url=url, concurrency=1, name="demo-worker"):
             for job in jobs:
                 with contextlib.suppress(JobFailed):
@@ -66,6 +72,8 @@ async def run_demo(url: str, echo: Any = print) -> int:
             else:
                 outcome = f"returned {job.return_value}"
             notes = []
+            if added.opts.lifo:
+                notes.append("lifo: jumps the line")
             if added.opts.priority:
                 notes.append(f"priority {added.opts.priority}")
             if added.opts.delay:
@@ -82,14 +90,6 @@ async def run_demo(url: str, echo: Any = print) -> int:
             f"done in {time.monotonic() - started:.1f} s; {len(jobs) - failures} completed, "
             f"{failures} failed as intended"
         )
+        where = "" if url == DEFAULT_URL else f" --url '{url}'"
+        echo(f"the jobs stay in the store: dockyard jobs {QUEUE} --state failed{where}")
         return 0 if failures == 2 else 1
-
-
-def main(url: str | None) -> int:
-    """Run the demo on ``url``, or on the embedded default: a new SQLite file (no server)."""
-    if url:
-        return asyncio.run(run_demo(url))
-    with tempfile.TemporaryDirectory(prefix="dockyard-demo-") as folder:
-        url = f"sqlite:///{folder}/jobs.db"
-        print(f"using the embedded SQLite store {url} (no server needed)")
-        return asyncio.run(run_demo(url))

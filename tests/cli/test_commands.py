@@ -53,7 +53,7 @@ def test_stats_prints_a_table_of_every_queue(url: str) -> None:
     shown = dockyard("stats", "--url", url)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert any(line.split("│")[1].strip() == "a" for line in lines if "│" in line)
+    assert any(line.split("│")[0].strip() == "a" for line in lines if "│" in line)
     assert any("b" in line and "1" in line for line in lines)
 
 
@@ -115,7 +115,7 @@ def test_bad_json_data_is_a_usage_error_and_adds_nothing(url: str) -> None:
 def test_an_unreachable_redis_says_so_with_exit_code_3() -> None:
     done = dockyard("stats", "q", "--url", "redis://127.0.0.1:1/0")
     assert done.returncode == 3
-    assert "cannot reach the store at redis://127.0.0.1:1/0: is it running?" in done.stderr
+    assert "cannot reach redis://127.0.0.1:1/0: connection refused; is it running?" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidOptionError, NotSupportedError
 from .base import Backend
 
-#: The library's default store when no URL is given (the design's contract).
-DEFAULT_URL = "redis://localhost:6379/0"
+#: The one default store of the library and of every ``dockyard`` command when neither a
+#: URL nor ``DOCKYARD_URL`` is given: an SQLite file in the current directory, so a new
+#: user's ``add``, ``worker``, ``stats``, ``demo`` and ``serve`` all meet on one store with
+#: no server to run (field report #20).
+DEFAULT_URL = "sqlite:///dockyard.db"
 
 
 def resolve_url(url: str | None) -> str:
-    """The URL to use: the one given, else ``DOCKYARD_URL``, else the default Redis."""
+    """The URL to use: the one given, else ``DOCKYARD_URL``, else :data:`DEFAULT_URL`."""
     return url or os.environ.get("DOCKYARD_URL") or DEFAULT_URL
+
+
+def display_url(url: str) -> str:
+    """``url`` fit to print: a password becomes ``***``, a relative SQLite path gains the
+    absolute one it means here (so a user sees which file a command really uses)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    if parts.scheme.lower() == "sqlite" and url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and not path.startswith("/"):
+            return f"{url} ({os.path.abspath(path)})"
+    return url
 
 
 def open_backend(
@@ -71,4 +96,11 @@ async def list_queues(url: str | None = None, prefix: str = "bull") -> list[str]
     raise NotSupportedError(f"listing queues is not available for {scheme}:// stores")
 
 
-__all__ = ["DEFAULT_URL", "Backend", "list_queues", "open_backend", "resolve_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "Backend",
+    "display_url",
+    "list_queues",
+    "open_backend",
+    "resolve_url",
+]

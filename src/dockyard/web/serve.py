@@ -6,8 +6,7 @@ import ipaddress
 import os
 import sys
 
-#: The store of ``dockyard serve`` when neither --url nor DOCKYARD_URL is given.
-DEFAULT_URL = "sqlite:///dockyard.db"
+from ..backends import display_url, resolve_url
 
 
 def _loopback(host: str) -> bool:
@@ -42,8 +41,8 @@ def run(
             file=sys.stderr,
         )
         return 2
-    url = url or os.environ.get("DOCKYARD_URL") or DEFAULT_URL
-    print(f"dockyard serving {url} on http://{host}:{port}/", file=sys.stderr)
+    url = resolve_url(url)  # the one default of the library and every command (#20)
+    print(f"dockyard serving {display_url(url)} on http://{host}:{port}/", file=sys.stderr)
     app = create_app(url=url, prefix=prefix, token=token, queues=queues)
     # Event streams never end by themselves: without a bound, Ctrl-C would wait for every
     # open dashboard to be closed.

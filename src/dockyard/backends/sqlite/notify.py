@@ -10,6 +10,7 @@ still wake within a few tens of milliseconds of a new job.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import sqlite3
 import threading
@@ -102,8 +103,26 @@ class Notifier:
             threading.Event().wait(POLL_SECONDS)
 
 
+    def close(self) -> None:
+        """Close this watcher's connection (reopened if anyone waits again)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 _NOTIFIERS: dict[str, Notifier] = {}
 _NOTIFIERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """At exit, close the watchers' connections: the last connection to close removes the
+    file's ``-wal`` and ``-shm`` (field report #25); one left open kept them on disk."""
+    with _NOTIFIERS_LOCK:
+        for notifier in _NOTIFIERS.values():
+            with contextlib.suppress(sqlite3.Error):
+                notifier.close()
 
 
 def notifier_for(path: str) -> Notifier:
