@@ -115,6 +115,19 @@ class ScriptCode(IntEnum):
     FAILED_CHILDREN = -9
 
 
+#: What each operation needs, for the text of a NOT_IN_STATE refusal (field report #25).
+_NEEDED_STATE = {
+    "move": "active (a worker must hold it)",
+    "promote": "delayed",
+    "change_delay": "delayed",
+    "change_priority": "waiting or prioritized",
+    "retry": "completed or failed",
+    "remove": "removable (it is locked by a worker)",
+    "update_progress": "active",
+    "log": "active",
+}
+
+
 def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
     """Build the exception for a script's negative return ``code`` on ``job_id``."""
     try:
@@ -133,7 +146,10 @@ def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
             f"{operation}: job {job_id} is locked by another worker; the result was not stored"
         )
     if kind is ScriptCode.NOT_IN_STATE:
-        return JobStateError(f"{operation}: job {job_id} is not in the state this needs")
+        needed = _NEEDED_STATE.get(operation.split(" ")[0], "the state this operation needs")
+        return JobStateError(
+            f"{operation}: job {job_id} is not {needed}; read its state with get_state()"
+        )
     if kind is ScriptCode.PENDING_DEPENDENCIES:
         return PendingChildrenError(f"{operation}: job {job_id} still has pending children")
     if kind is ScriptCode.PARENT_MISSING:

@@ -99,7 +99,8 @@ async def test_promote_runs_a_delayed_job_now(queue: Queue) -> None:
     job = await queue.add("a", {}, delay=3600)
     await job.promote()
     assert await job.get_state() == "waiting"
-    with pytest.raises(JobStateError):
+    # The refusal says which state was needed (field report #25).
+    with pytest.raises(JobStateError, match="is not delayed"):
         await job.promote()
     other = await queue.add("b", {}, delay=3600, priority=3)
     await other.promote()
@@ -119,7 +120,7 @@ async def test_change_delay_moves_the_due_time(queue: Queue, backend_url: str) -
     async with Worker("q", noop, url=backend_url):
         assert await job.wait_until_finished(timeout=5) == "ok"
     ready = await queue.add("b", {})
-    with pytest.raises(JobStateError):
+    with pytest.raises(JobStateError, match="is not delayed"):
         await ready.change_delay(10)
 
 
