@@ -4,6 +4,7 @@ from .backoff import Backoff
 from .errors import (
     BackendError,
     BackendFullError,
+    BackendRefusedError,
     BackendUnavailableError,
     DelayedError,
     DockyardError,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError",
     "BackendFullError",
+    "BackendRefusedError",
     "BackendUnavailableError",
     "Backoff",
     "DelayedError",

@@ -13,7 +13,8 @@ Everything dockyard raises derives from :class:`DockyardError`::
     │   └── FailedChildrenError  a parent cannot complete: a child failed (fail_parent_on_failure)
     ├── BackendUnavailableError  the store cannot be reached, after retries
     ├── BackendError             the store answered with an error dockyard did not expect
-    │   └── BackendFullError     the store is full (Redis at maxmemory, a full disk)
+    │   ├── BackendFullError     the store is full (Redis at maxmemory, a full disk)
+    │   └── BackendRefusedError  the store refused to log in or select the database
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
@@ -68,6 +69,12 @@ class BackendUnavailableError(DockyardError, ConnectionError):
 class BackendError(DockyardError):
     """The store refused a command with an error of its own (the message is the store's);
     check the store's health and logs, and report it if it persists."""
+
+
+class BackendRefusedError(BackendError):
+    """The store refused the connection's set-up (wrong password, unknown user, a database
+    number out of range, a missing permission): retrying cannot help; fix the URL or the
+    server's users and permissions."""
 
 
 class BackendFullError(BackendError):

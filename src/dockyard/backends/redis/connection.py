@@ -23,6 +23,7 @@ import hiredis
 from ...errors import (
     BackendError,
     BackendFullError,
+    BackendRefusedError,
     BackendUnavailableError,
     InvalidJobError,
     InvalidOptionError,
@@ -38,6 +39,10 @@ _pack = hiredis.pack_command
 #: several batches in flight instead of settling into one that Redis and Python take turns
 #: on (measured: 21-27k → 31-32k no-op jobs/s, bench/RESULTS.md).
 EAGER_WRITE_BYTES = 16 * 1024
+
+#: Set-up refusals that pass by themselves (a server loading its data, a busy script);
+#: every other refusal (WRONGPASS, NOPERM, a bad database number) is final.
+_TRANSIENT_SETUP_ERRORS = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
 
 
 class ReplyError(BackendError):
@@ -210,7 +215,10 @@ class Connection:
                 for reply in await asyncio.gather(*(conn.send(c) for c in setup)):
                     if isinstance(reply, ReplyError):
                         conn.close()
-                        raise BackendUnavailableError(f"Redis at {address} refused set-up: {reply}")
+                        text = f"Redis at {address} refused set-up: {reply}"
+                        if str(reply).startswith(_TRANSIENT_SETUP_ERRORS):
+                            raise BackendUnavailableError(text)  # retried: it will pass
+                        raise BackendRefusedError(text)  # a wrong password does not heal
         return conn
 
     @property
