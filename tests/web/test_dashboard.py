@@ -98,13 +98,13 @@ def test_open_a_failed_job_press_retry_and_see_it_complete(browser: Browser, sit
 
 
 def test_the_sign_in_form_sets_the_cookie(browser: Browser, tmp_path: Path) -> None:
-    for served in serve(f"sqlite:///{tmp_path}/auth.db", token="t0k"):
+    for served in serve(f"sqlite:///{tmp_path}/auth.db", token="t0k-t0k-t0k-t0k-t0k"):
         page = browser.new_page()
         page.goto(served.base + "/")
         page.fill("#token", "wrong")
         page.click("#sign-in")
         expect(page.locator(".error")).to_have_text("Wrong token.")
-        page.fill("#token", "t0k")
+        page.fill("#token", "t0k-t0k-t0k-t0k-t0k")
         page.click("#sign-in")
         expect(page.locator("#queues")).to_be_visible(timeout=10_000)
         page.close()
