@@ -418,8 +418,11 @@ def demo(url: str | None) -> None:
 @click.option("--token", envvar="DOCKYARD_API_TOKEN", help="Bearer token for the API.")
 @click.option("--queue", "queues", multiple=True,
               help="Serve only these queues (default: every queue in the store).")  # fmt: skip
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="Also answer to this Host name (name or name:port; default: the --host "
+                   "address and loopback names).")  # fmt: skip
 def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
-          queues: tuple[str, ...]) -> None:  # fmt: skip
+          queues: tuple[str, ...], allowed_hosts: tuple[str, ...]) -> None:  # fmt: skip
     """The HTTP API and web dashboard."""
     try:
         run_server = importlib.import_module("dockyard.web.serve").run
@@ -429,7 +432,8 @@ def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
         ) from None
     announce_store(url)
     code = run_server(url=url, host=host, port=port, token=token, prefix=prefix,
-                      queues=list(queues) or None)  # fmt: skip
+                      queues=list(queues) or None,
+                      allowed_hosts=list(allowed_hosts) or None)  # fmt: skip
     if code:
         sys.exit(code)
 

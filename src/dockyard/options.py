@@ -453,10 +453,13 @@ def _lifo(value: object) -> bool:
 
 
 def _queue_name(value: object) -> str:
+    from .backends.redis.keys import validate_queue_name
+
     if not isinstance(value, str) or not value or ":" in value:
         raise InvalidOptionError(
             f"dead_letter_queue must be a queue name (non-empty, no ':'), got {value!r}"
         )
+    validate_queue_name(value, "bull")  # the rule every queue name follows
     return check_text(value, "dead_letter_queue")
 
 

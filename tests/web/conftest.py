@@ -16,6 +16,9 @@ import uvicorn
 
 from dockyard.web import create_app
 
+#: A token of the length the app requires (16 characters at least).
+TOKEN = "s3cret-s3cret-s3cret"
+
 
 @dataclass
 class Served:
@@ -67,4 +70,4 @@ def server(store_url: str) -> Iterator[Served]:
 
 @pytest.fixture
 def locked_server(tmp_path: Path) -> Iterator[Served]:
-    yield from serve(f"sqlite:///{tmp_path}/locked.db", token="s3cret")
+    yield from serve(f"sqlite:///{tmp_path}/locked.db", token=TOKEN)

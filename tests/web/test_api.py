@@ -14,7 +14,8 @@ from .conftest import Served
 
 
 def client(served: Served, token: str | None = None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """An API client as scripts use it: bodiless writes carry ``X-Dockyard: 1``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {"X-Dockyard": "1"}
     return httpx.Client(base_url=served.base + "/api/v1", headers=headers, timeout=10)
 
 
@@ -130,7 +131,9 @@ def test_metrics_are_prometheus_text(server: Served) -> None:
 
 def test_bad_requests_get_4xx_and_write_nothing(server: Served) -> None:
     with client(server) as http:
-        assert http.post("/queues/b/jobs", content=b"{nope").status_code == 400
+        as_json = {"Content-Type": "application/json"}
+        assert http.post("/queues/b/jobs", content=b"{nope", headers=as_json).status_code == 400
+        assert http.post("/queues/b/jobs", content=b'{"name": "x"}').status_code == 415
         assert http.post("/queues/b/jobs", json={"data": 1}).status_code == 422
         assert (
             http.post("/queues/b/jobs", json={"name": "x", "opts": {"delay": -1}}).status_code
@@ -154,11 +157,11 @@ def test_a_token_is_required_on_every_route_when_set(locked_server: Served) -> N
     assert httpx.get(locked_server.base + "/metrics").status_code == 401
     with client(locked_server, "wrong") as http:
         assert http.get("/queues").status_code == 401
-    with client(locked_server, "s3cret") as http:
+    with client(locked_server, "s3cret-s3cret-s3cret") as http:
         assert http.get("/queues").status_code == 200
     page = httpx.get(locked_server.base + "/")
     assert page.status_code == 200 and 'name="token"' in page.text
-    signed = httpx.get(locked_server.base + "/?token=s3cret", follow_redirects=False)
+    signed = httpx.get(locked_server.base + "/?token=s3cret-s3cret-s3cret", follow_redirects=False)
     assert signed.status_code == 303 and "httponly" in signed.headers["set-cookie"].lower()
     cookie = signed.cookies.get("dockyard_token")
     ok = httpx.get(locked_server.base + "/api/v1/queues", cookies={"dockyard_token": cookie})

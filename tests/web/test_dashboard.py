@@ -4,13 +4,14 @@ counts, open a failed job, press retry, see it complete."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from dockyard import Job, Worker
 
@@ -98,13 +99,120 @@ def test_open_a_failed_job_press_retry_and_see_it_complete(browser: Browser, sit
 
 
 def test_the_sign_in_form_sets_the_cookie(browser: Browser, tmp_path: Path) -> None:
-    for served in serve(f"sqlite:///{tmp_path}/auth.db", token="t0k"):
+    for served in serve(f"sqlite:///{tmp_path}/auth.db", token="t0k-t0k-t0k-t0k-t0k"):
         page = browser.new_page()
         page.goto(served.base + "/")
         page.fill("#token", "wrong")
         page.click("#sign-in")
         expect(page.locator(".error")).to_have_text("Wrong token.")
-        page.fill("#token", "t0k")
+        page.fill("#token", "t0k-t0k-t0k-t0k-t0k")
         page.click("#sign-in")
         expect(page.locator("#queues")).to_be_visible(timeout=10_000)
         page.close()
+
+
+@pytest.fixture
+def evil_site(site: Served) -> Iterator[str]:
+    """A page on another origin (another loopback port) that tries to write to ``site``."""
+    api = site.base + "/api/v1/queues/mail"
+    page = f"""<!doctype html><title>evil</title><script>
+    (async () => {{
+      const tries = [
+        fetch("{api}/jobs", {{mode: "no-cors", method: "POST",
+          headers: {{"Content-Type": "text/plain"}},
+          body: JSON.stringify({{name: "evil", data: {{}}}})}}),
+        fetch("{api}/pause", {{mode: "no-cors", method: "POST"}}),
+        fetch("{api}/drain", {{mode: "no-cors", method: "POST"}}),
+      ];
+      const settled = await Promise.allSettled(tries);  // fulfilled: the server answered
+      document.title = "answered " + settled.filter((r) => r.status === "fulfilled").length;
+    }})();
+    </script>""".encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_page_of_another_origin_cannot_add_or_pause(
+    browser: Browser, site: Served, evil_site: str
+) -> None:
+    """Field report #4: no-cors fetches from another origin change nothing."""
+    api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
+    api.post("/queues/mail/jobs", json={"name": "mine"})
+    page = browser.new_page()
+    page.goto(evil_site)
+    expect(page).to_have_title("answered 3", timeout=10_000)  # all three reached the server
+    page.close()
+    queue = {q["name"]: q for q in api.get("/queues").json()["queues"]}["mail"]
+    assert queue["paused"] is False and queue["counts"]["waiting"] == 1
+    names = [j["name"] for j in api.get("/queues/mail/jobs").json()["jobs"]]
+    assert names == ["mine"]
+
+
+def test_clean_asks_first_naming_the_count(browser: Browser, site: Served) -> None:
+    """Field report #5: dismissing the dialog changes nothing; accepting cleans."""
+    api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
+    api.post("/queues/emails/jobs", json=[{"name": f"e{i}"} for i in range(200)])
+    page = browser.new_page()
+    page.goto(site.base + "/")
+    page.locator("#queues tr[data-queue='emails']").click()
+    expect(page.locator("#page")).to_contain_text("of 200")
+    messages: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.locator("#clean").click()
+    expect(page.locator("#status")).to_have_text("clean cancelled")
+    assert "Remove 200 waiting jobs" in messages[0] and "not run yet" in messages[0]
+    assert api.get("/queues/emails/jobs").json()["total"] == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#clean").click()
+    expect(page.locator("#page")).to_contain_text("of 0", timeout=10_000)
+    assert api.get("/queues/emails/jobs").json()["total"] == 0
+    page.close()
+
+
+def test_remove_asks_first_then_closes_the_job_panel(browser: Browser, site: Served) -> None:
+    """Field report #5: Remove confirms; afterwards no panel and no lasting error."""
+    api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
+    job_id = api.post("/queues/emails/jobs", json={"name": "bye"}).json()["id"]
+    page = browser.new_page()
+    page.goto(site.base + "/")
+    page.locator("#queues tr[data-queue='emails']").click()
+    page.locator(f"#jobs tr[data-job-id='{job_id}']").click()
+    expect(page.locator("#job-state")).to_have_text("waiting")
+    expect(page.locator("#job-return")).to_have_text("(not finished)")
+    expect(page.locator("#job-added")).not_to_be_empty()
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.locator("#job-remove").click()
+    expect(page.locator("#status")).to_have_text("remove cancelled")
+    assert api.get(f"/queues/emails/jobs/{job_id}").status_code == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#job-remove").click()
+    expect(page.locator("#job-panel")).to_be_hidden(timeout=10_000)
+    expect(page.locator("#status")).to_have_text(f"removed job {job_id}")
+    assert api.get(f"/queues/emails/jobs/{job_id}").status_code == 404
+    page.close()

@@ -19,7 +19,7 @@ import redis
 from dockyard.web import create_app
 
 from ..waiting import wait_until
-from .conftest import Served, serve
+from .conftest import TOKEN, Served, serve
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def mounted(tmp_path: Path) -> Iterator[Served]:
         return {"app": "the user's own"}
 
     url = f"sqlite:///{tmp_path}/mounted.db"
-    host.mount("/jobs", create_app(url=url, token="s3cret"))
+    host.mount("/jobs", create_app(url=url, token=TOKEN))
     yield from serve(url, app=host)
 
 
@@ -43,16 +43,16 @@ def test_sign_in_works_where_the_app_is_mounted(mounted: Served) -> None:
     assert httpx.get(jobs + "api/v1/queues").status_code == 401
     assert httpx.get(mounted.base + "/").json() == {"app": "the user's own"}
 
-    signed = httpx.get(jobs + "?token=s3cret", follow_redirects=False)
+    signed = httpx.get(jobs + "?token=" + TOKEN, follow_redirects=False)
     assert signed.status_code == 303
     assert httpx.URL(jobs).join(signed.headers["location"]) == httpx.URL(jobs)
     assert "path=/jobs/" in signed.headers["set-cookie"].lower()
 
-    form = httpx.post(jobs + "login", data={"token": "s3cret"}, follow_redirects=False)
+    form = httpx.post(jobs + "login", data={"token": TOKEN}, follow_redirects=False)
     assert form.status_code == 303
     assert httpx.URL(jobs + "login").join(form.headers["location"]) == httpx.URL(jobs)
 
-    with httpx.Client(cookies={"dockyard_token": "s3cret"}) as browser:
+    with httpx.Client(cookies={"dockyard_token": TOKEN}) as browser:
         dashboard = browser.get(jobs)
         assert dashboard.status_code == 200 and "static/app.js" in dashboard.text
         assert browser.get(jobs + "static/app.js").status_code == 200

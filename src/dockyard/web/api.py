@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
+from ..backends import open_backend
 from ..backends.base import STATES
-from ..errors import JobNotFoundError
+from ..errors import DockyardError, InvalidJobError, JobNotFoundError
 from ..events import QueueEvents
 from ..job import Job
+from ..options import RESERVED_IDS
 from ..queue import CLEAN_STATES, MAX_PAGE, Queue
-from .app import registry_of
+from .app import read_body, registry_of
+from .stream import EventStream
 
 router = APIRouter()
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -27,8 +28,16 @@ def _snake(opts: dict[str, Any]) -> dict[str, Any]:
     return {_CAMEL.sub("_", key).lower(): value for key, value in opts.items()}
 
 
-def job_json(job: Job, state: str, logs: list[str] | None = None) -> dict[str, Any]:
-    """A job as the API answers it (times in epoch seconds)."""
+#: In list pages, data and return values larger than this (as JSON, roughly) are left out.
+PREVIEW_CHARS = 2000
+
+
+def job_json(
+    job: Job, state: str, logs: list[str] | None = None, *, brief: bool = False
+) -> dict[str, Any]:
+    """A job as the API answers it (times in epoch seconds). ``brief`` (list pages) leaves
+    out large data and return values (``*_truncated: true``) and the stack trace, so that a
+    page stays small whatever the jobs carry (field report #18)."""
     entry: dict[str, Any] = {
         "id": job.id,
         "name": job.name,
@@ -49,18 +58,63 @@ def job_json(job: Job, state: str, logs: list[str] | None = None) -> dict[str, A
     }
     if logs is not None:
         entry["logs"] = logs
+    if brief:
+        del entry["stacktrace"]
+        for key in ("data", "return_value"):
+            large = not _fits(entry[key], PREVIEW_CHARS)
+            entry[f"{key}_truncated"] = large
+            if large:
+                entry[key] = None
+        reason = entry["failed_reason"]
+        if isinstance(reason, str) and len(reason) > PREVIEW_CHARS:
+            entry["failed_reason"] = reason[:PREVIEW_CHARS] + "…"
     return entry
 
 
+def _fits(value: Any, budget: int) -> bool:
+    """Whether ``value`` as JSON takes about ``budget`` characters or fewer; stops counting
+    past the budget, so a 100 MB payload costs no more than a small one."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            budget -= len(item) + 2
+        elif isinstance(item, dict):
+            budget -= 2 + len(item)
+            for key, inner in item.items():
+                pending.append(key)
+                pending.append(inner)
+        elif isinstance(item, (list, tuple)):
+            budget -= 2 + len(item)
+            pending.extend(item)
+        else:
+            budget -= 8
+        if budget < 0:
+            return False
+    return True
+
+
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    limit: int = request.app.state.max_body_bytes
-    if len(raw) > limit:
-        raise _Http(413, f"the body is larger than {limit:,} bytes; send less")
+    """The request's JSON body; 415/413/400/422 with a detail for anything else."""
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json":
+        raise _Http(415, "send the body as 'Content-Type: application/json'")
+    raw = await read_body(request)
     try:
-        return json.loads(raw) if raw else None
+        body = json.loads(raw) if raw else None
     except ValueError as exc:
         raise _Http(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _Http(400, "the body is not acceptable JSON: it is nested too deeply") from None
+    try:
+        # Strings must be text: a lone surrogate ("\ud800") cannot be stored (report #14).
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Http(422, "the body holds a lone surrogate escape (such as \\ud800), "
+                         "which is not text; send valid Unicode") from None  # fmt: skip
+    except RecursionError:
+        raise _Http(400, "the body is not acceptable JSON: it is nested too deeply") from None
+    return body
 
 
 class _Http(Exception):
@@ -87,6 +141,19 @@ def _entry(raw: Any, index: int | None) -> tuple[str, Any, dict[str, Any]]:
 
 def _queue(request: Request, name: str) -> Queue:
     return registry_of(request).queue(name)
+
+
+def _job_id(job_id: str) -> str:
+    """Refuse ids that name one of the queue's own keys instead of a job (``meta``,
+    ``events``, ``de:...``), which would otherwise read or delete that key (reports #2, #14)."""
+    colons = job_id.count(":")
+    if (
+        job_id in RESERVED_IDS
+        or colons not in (0, 2)
+        or (colons == 2 and job_id.split(":", 1)[0] in ("de", "metrics"))
+    ):
+        raise InvalidJobError(f"{job_id!r} is not a job id: it names one of the queue's keys")
+    return job_id
 
 
 def _error(exc: _Http) -> JSONResponse:
@@ -119,11 +186,20 @@ async def add_jobs(queue: str, request: Request) -> Any:
 async def list_all(request: Request) -> dict[str, Any]:
     """Every queue with its counts per state and whether it is paused."""
     registry = registry_of(request)
-    out = []
+    out: list[dict[str, Any]] = []
     for name in await registry.names():
-        q = registry.queue(name)
+        try:
+            q = registry.queue(name)
+        except DockyardError as exc:  # a name this server cannot serve (made elsewhere)
+            out.append({"name": name, "counts": None, "paused": None, "error": str(exc)})
+            continue
         counts = await q.get_job_counts()
-        out.append({"name": name, "counts": counts, "paused": await q.is_paused()})
+        out.append({
+            "name": name,
+            "counts": counts,
+            "paused": await q.is_paused(),
+            "jobs_per_second": round(await registry.per_second(name), 2),
+        })  # fmt: skip
     return {"queues": out}
 
 
@@ -143,11 +219,12 @@ async def list_jobs(
     q = _queue(request, queue)
     jobs = await q.get_jobs(state, start, end)
     total = (await q.get_job_counts(state))[state]
-    return {"jobs": [job_json(j, state) for j in jobs], "total": total, "start": start}
+    return {"jobs": [job_json(j, state, brief=True) for j in jobs], "total": total,
+            "start": start}  # fmt: skip
 
 
 async def _job_or_404(q: Queue, job_id: str) -> Job:
-    job = await q.get_job(job_id)
+    job = await q.get_job(_job_id(job_id))
     if job is None:
         raise JobNotFoundError(f"no job {job_id} in queue {q.name!r}")
     return job
@@ -182,7 +259,7 @@ async def promote_job(queue: str, job_id: str, request: Request) -> dict[str, An
 async def remove_job(queue: str, job_id: str, request: Request) -> dict[str, Any]:
     """Delete a job (409 while a worker runs it)."""
     q = _queue(request, queue)
-    if not await q.remove(job_id):
+    if not await q.remove(_job_id(job_id)):
         raise JobNotFoundError(f"no job {job_id} in queue {queue!r}")
     return {"id": job_id, "removed": True}
 
@@ -223,36 +300,13 @@ async def clean(
 
 
 @router.get("/queues/{queue}/events")
-async def events(queue: str, request: Request, last_id: str = "$") -> StreamingResponse:
+async def events(queue: str, request: Request, last_id: str = "$") -> EventStream:
     """Server-sent events: every event of the queue from now (or after ``last_id``)."""
     registry = registry_of(request)
     registry.queue(queue)  # a served queue?
-    backend_url, prefix = registry.url, registry.prefix
     # A browser's EventSource resumes after the last id it saw: no event is lost in between.
     start = request.headers.get("last-event-id") or last_id
-
-    # Built here, so that a bad id is a 422 before the stream starts.
-    follower = QueueEvents(queue, url=backend_url, prefix=prefix, last_id=start, block=1.0)
-
-    async def stream() -> AsyncIterator[str]:
-        # Starlette cancels this generator when the client goes away; the clean-up must
-        # run shielded, or anyio's cancellation would stop it at its first await and
-        # leave the follower's connection to the store open.
-        try:
-            # Pin "now" before telling the client it is connected: what it does after
-            # ": connected" (add a job, say) is then sure to be in the stream.
-            await follower.__aenter__()
-            yield ": connected\n\n"
-            while not await request.is_disconnected():
-                event = await follower.next(timeout=10.0)
-                if event is None:
-                    yield ": keep-alive\n\n"
-                    continue
-                payload = {"job_id": event.job_id, **event.data}
-                yield f"id: {event.id}\nevent: {event.name}\ndata: {json.dumps(payload)}\n\n"
-        finally:
-            with anyio.CancelScope(shield=True):
-                await follower.close()
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})  # fmt: skip
+    # Built here, so that a bad id is a 422 before the stream starts. Its store gives up
+    # after a while when unreachable, so that connecting never waits forever.
+    backend = open_backend(registry.url, queue, prefix=registry.prefix, retry_for=5.0)
+    return EventStream(QueueEvents(queue, backend=backend, last_id=start, block=1.0))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -17,18 +19,20 @@ from fastapi.staticfiles import StaticFiles
 
 from ..backends import list_queues, open_backend, resolve_url
 from ..errors import (
-    BackendUnavailableError,
     DockyardError,
     InvalidJobError,
     InvalidOptionError,
-    JobLockedError,
+    JobFailed,
     JobNotFoundError,
     JobStateError,
+    LockLostError,
     NotSupportedError,
 )
 from ..queue import Queue
+from .guard import LOOPBACK_HOSTS, Guard, Rules, check_hosts, check_token, cookie_header
+from .rates import Throughput
 
-COOKIE = "dockyard_token"
+log = logging.getLogger("dockyard.web")
 
 
 #: Queue objects kept open at once; past it the least recently used one is closed, so that
@@ -44,6 +48,7 @@ class Registry:
     prefix: str
     fixed: tuple[str, ...] | None
     queues: dict[str, Queue] = field(default_factory=dict)
+    rates: dict[str, Throughput] = field(default_factory=dict)
     #: Discovered names and when: finding them scans the store, so at most every 30 s.
     _found: tuple[float, list[str]] = (0.0, [])
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
@@ -54,7 +59,9 @@ class Registry:
             if self.fixed is not None and name not in self.fixed:
                 raise JobNotFoundError(f"this server does not serve a queue named {name!r}")
             while len(self.queues) >= MAX_OPEN_QUEUES:
-                oldest = self.queues.pop(next(iter(self.queues)))
+                evicted = next(iter(self.queues))
+                oldest = self.queues.pop(evicted)
+                self.rates.pop(evicted, None)
                 task = asyncio.get_running_loop().create_task(oldest.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
@@ -62,6 +69,11 @@ class Registry:
             found = Queue(name, prefix=self.prefix, backend=backend)
         self.queues[name] = found  # last: the most recently used
         return found
+
+    async def per_second(self, name: str) -> float:
+        """Jobs of the queue finished per second lately (see rates.py)."""
+        queue = self.queue(name)
+        return await self.rates.setdefault(name, Throughput()).per_second(queue.backend)
 
     async def names(self) -> list[str]:
         if self.fixed is not None:
@@ -81,20 +93,34 @@ class Registry:
             await asyncio.gather(*self._closing)
 
 
-def _status(exc: DockyardError) -> int:
-    if isinstance(exc, (InvalidOptionError, InvalidJobError)):
+def status_for(exc: DockyardError) -> int:
+    """The HTTP status for an error of dockyard's: 4xx for the caller's mistakes, 503
+    for the store's troubles, whatever subclass it is (never a bare 500)."""
+    if isinstance(exc, (InvalidOptionError, InvalidJobError, NotSupportedError, ValueError)):
         return 422
-    if isinstance(exc, JobLockedError):
-        return 409
-    if isinstance(exc, JobNotFoundError):
+    if isinstance(exc, (JobNotFoundError, LookupError)):
         return 404
-    if isinstance(exc, JobStateError):
+    if isinstance(exc, (JobStateError, LockLostError, JobFailed)):
         return 409
-    if isinstance(exc, NotSupportedError):
-        return 501
-    if isinstance(exc, BackendUnavailableError):
-        return 503
-    return 500
+    return 503  # unreachable, full or failing store (BackendUnavailableError and the like)
+
+
+class BodyTooLarge(Exception):
+    """The request's body passed the app's limit (answered 413)."""
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body, read no further than the app's limit: a chunked body of any size
+    costs at most the limit in memory (field report #15)."""
+    limit: int = request.app.state.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is larger than {limit:,} bytes; send less")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(
@@ -104,16 +130,25 @@ def create_app(
     queues: Sequence[str] | None = None,
     token: str | None = None,
     max_body_bytes: int = 1_000_000,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The API and dashboard over the store at ``url`` (all its queues, or only ``queues``).
 
-    ``token`` (default ``$DOCKYARD_API_TOKEN``) is then required on every route, as
-    ``Authorization: Bearer <token>`` or the dashboard's HTTP-only cookie.
+    ``token`` (default ``$DOCKYARD_API_TOKEN``; 16 characters at least) is then required on
+    every route, as ``Authorization: Bearer <token>`` or the dashboard's HTTP-only cookie.
+    ``allowed_hosts`` are the ``Host`` names it answers to (``"name"``, ``"name:port"`` or
+    ``"*"``); by default loopback names only without a token, any with one. Writes from
+    other sites are refused (see guard.py).
     """
     from .api import router
     from .metrics import router as metrics_router
 
-    token = token if token is not None else os.environ.get("DOCKYARD_API_TOKEN") or None
+    if token is None:
+        token = os.environ.get("DOCKYARD_API_TOKEN") or None
+    token = check_token(token)
+    if allowed_hosts is None and token is None:
+        allowed_hosts = LOOPBACK_HOSTS
+    hosts = check_hosts(allowed_hosts)
     registry = Registry(resolve_url(url), prefix, tuple(queues) if queues is not None else None)
 
     @asynccontextmanager
@@ -134,49 +169,35 @@ def create_app(
     app.include_router(router, prefix="/api/v1")
     app.include_router(metrics_router)
     static = files("dockyard.web").joinpath("static")
+    app.add_middleware(Guard, rules=Rules(token, hosts, max_body_bytes))
 
     @app.exception_handler(DockyardError)
     async def dockyard_error(request: Request, exc: DockyardError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = _local_path(request)
-        if token is not None and path != "/login":
-            given = request.query_params.get("token") if path == "/" else None
-            if given is not None and hmac.compare_digest(given, token):
-                response: Response = RedirectResponse("./", status_code=303)
-                _set_cookie(response, token, request)
-                return response
-            if not _authorized(request, token):
-                if path == "/":
-                    return HTMLResponse(static.joinpath("login.html").read_text())
-                return JSONResponse(
-                    {"detail": "missing or wrong token: send 'Authorization: Bearer <token>'"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(
-                {"detail": f"the body is larger than {max_body_bytes:,} bytes; send less"},
-                status_code=413,
-            )
-        return await call_next(request)
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still a 500, but JSON with a detail; the traceback goes to the server's log.
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+        detail = f"internal error ({type(exc).__name__}); see the server's log"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = (await request.body()).decode("utf-8", "replace")
+        form = (await read_body(request)).decode("utf-8", "replace")
         given = dict(p.split("=", 1) for p in form.split("&") if "=" in p).get("token", "")
-        from urllib.parse import unquote_plus
-
-        if token is None or hmac.compare_digest(unquote_plus(given), token):
+        if token is None or hmac.compare_digest(
+            unquote_plus(given).encode("utf-8", "surrogatepass"), token.encode()
+        ):
             # Relative, so that it lands on the dashboard wherever the app is mounted.
             response: Response = RedirectResponse("./", status_code=303)
             if token is not None:
-                _set_cookie(response, token, request)
+                name, value = cookie_header(token, request.scope)
+                response.headers.append(name.decode(), value.decode("latin-1"))
             return response
         return HTMLResponse(
             static.joinpath("login.html").read_text().replace("<!--error-->", "Wrong token."),
@@ -189,31 +210,6 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
-
-
-def _local_path(request: Request) -> str:
-    """The path inside this app: without the prefix it is mounted under in a bigger app."""
-    path: str = request.scope["path"]
-    root: str = request.scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path or "/"
-
-
-def _set_cookie(response: Response, token: str, request: Request) -> None:
-    # Scoped to the app's own path, so a host serving other apps does not receive it.
-    path = request.scope.get("root_path", "").rstrip("/") + "/"
-    response.set_cookie(
-        COOKIE, token, httponly=True, samesite="strict", max_age=7 * 86400, path=path
-    )
-
-
-def _authorized(request: Request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip(), token):
-        return True
-    cookie = request.cookies.get(COOKIE)
-    return cookie is not None and hmac.compare_digest(cookie, token)
 
 
 def registry_of(request: Request) -> Registry:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from ..backends.base import STATES
+from ..errors import DockyardError
 from .app import registry_of
 
 router = APIRouter()
@@ -35,7 +36,10 @@ async def metrics(request: Request) -> str:
         "# TYPE dockyard_job_processing_seconds summary",
     ]
     for name in await registry.names():
-        queue = registry.queue(name)
+        try:
+            queue = registry.queue(name)
+        except DockyardError:
+            continue  # a name this server cannot serve (made elsewhere): see GET /queues
         q = _label(name)
         counts = await queue.get_job_counts()
         for state in STATES:

@@ -26,13 +26,20 @@ def run(
     token: str | None,
     prefix: str = "bull",
     queues: list[str] | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> int:
     """Serve until interrupted; the exit code (2: refused to start)."""
     import uvicorn
 
+    from ..errors import InvalidOptionError
     from .app import create_app
+    from .guard import LOOPBACK_HOSTS, check_token
 
-    token = token or os.environ.get("DOCKYARD_API_TOKEN") or None
+    try:
+        token = check_token(token or os.environ.get("DOCKYARD_API_TOKEN") or None)
+    except InvalidOptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not _loopback(host) and token is None:
         print(
             f"error: refusing to listen on {host} without a token: anyone who can reach it "
@@ -43,7 +50,17 @@ def run(
         return 2
     url = resolve_url(url)  # the one default of the library and every command (#20)
     print(f"dockyard serving {display_url(url)} on http://{host}:{port}/", file=sys.stderr)
-    app = create_app(url=url, prefix=prefix, token=token, queues=queues)
+    hosts = None
+    if allowed_hosts or token is None:
+        # Requests must name this server: its address or a loopback name, with its port,
+        # or one of --allowed-host (a DNS name rebound to this address does not).
+        bound = f"[{host}]" if ":" in host else host
+        hosts = [*(allowed_hosts or ()), *(f"{h}:{port}" for h in (bound, *LOOPBACK_HOSTS))]
+    try:
+        app = create_app(url=url, prefix=prefix, token=token, queues=queues, allowed_hosts=hosts)
+    except InvalidOptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Event streams never end by themselves: without a bound, Ctrl-C would wait for every
     # open dashboard to be closed.
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

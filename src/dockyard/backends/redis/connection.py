@@ -212,7 +212,12 @@ class Connection:
             if name:
                 setup.append(("CLIENT", "SETNAME", name))
             if setup:
-                for reply in await asyncio.gather(*(conn.send(c) for c in setup)):
+                try:
+                    replies = await asyncio.gather(*(conn.send(c) for c in setup))
+                except BaseException:
+                    conn.close()  # cancelled or timed out mid set-up: leave no socket behind
+                    raise
+                for reply in replies:
                     if isinstance(reply, ReplyError):
                         conn.close()
                         text = f"Redis at {address} refused set-up: {reply}"
@@ -324,7 +329,11 @@ class RedisClient:
             conn = self._conn
             if conn is not None and not conn.closed:
                 return conn
-            self._conn = conn = await self._reconnect(conn is not None)
+            conn = await self._reconnect(conn is not None)
+            if self._closed:  # closed while connecting: this socket has no owner any more
+                conn.close()
+                raise BackendUnavailableError("this Redis client was closed")
+            self._conn = conn
             return conn
 
     async def _reconnect(self, was_connected: bool) -> Connection:

@@ -7,15 +7,28 @@ from dataclasses import dataclass
 from ...errors import InvalidOptionError
 from ...options import check_text
 
+#: Characters a queue name may hold besides letters and digits: what URLs carry as one
+#: path segment, without glob characters (``*?[]\\``) or ``/`` (field report #16).
+NAME_PUNCTUATION = frozenset("-_.{}@+=~!$&'(),;")
+
 
 def validate_queue_name(name: object, prefix: object) -> None:
-    """Refuse queue names and prefixes BullMQ cannot key (empty, or a queue name with ':')."""
+    """Refuse queue names and prefixes BullMQ cannot key (empty, or a queue name with ':'),
+    and names the HTTP API could not route (``/``, spaces, control characters, a leading
+    ``.``)."""
     if not isinstance(name, str) or not name:
         raise InvalidOptionError(f"a queue name must be a non-empty string, got {name!r}")
     if ":" in name:
         raise InvalidOptionError(
             f"queue name {name!r} contains ':', which BullMQ uses as the key separator; "
             "use '-' or '.' instead"
+        )
+    bad = sorted({c for c in name if not (c.isalnum() or c in NAME_PUNCTUATION)})
+    if bad or name.startswith("."):
+        what = f"contains {''.join(bad)!r}" if bad else "starts with '.'"
+        raise InvalidOptionError(
+            f"queue name {name!r} {what}; use letters, digits and -_.{{}}@+=~!$&'(),; "
+            "(not starting with '.')"
         )
     if not isinstance(prefix, str) or not prefix:
         raise InvalidOptionError(f"prefix must be a non-empty string, got {prefix!r}")
