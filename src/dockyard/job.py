@@ -111,6 +111,7 @@ class Job:
         "processed_on",
         "progress",
         "queue_name",
+        "repeat_job_key",
         "return_value",
         "stacktrace",
         "stalled_counter",
@@ -142,6 +143,7 @@ class Job:
         deferred_failure: str | None = None,
         token: str | None = None,
         backend: Backend | None = None,
+        repeat_job_key: str | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -164,6 +166,8 @@ class Job:
         self.deferred_failure = deferred_failure
         self.token = token
         self._backend = backend
+        #: The id of the job scheduler (BullMQ ``rjk``) this job is an iteration of, if any.
+        self.repeat_job_key = repeat_job_key
 
     def __repr__(self) -> str:
         return f"<Job {self.queue_name}:{self.id} {self.name!r} attempts_made={self.attempts_made}>"
@@ -219,6 +223,8 @@ class Job:
         job.deferred_failure = defa.decode("utf-8", "replace") if defa is not None else None
         job.token = token
         job._backend = backend
+        rjk = get(b"rjk")
+        job.repeat_job_key = rjk.decode() if rjk is not None else None
         return job
 
     def to_redis(self) -> dict[str, str]:
