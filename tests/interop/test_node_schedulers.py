@@ -232,3 +232,26 @@ async def test_advancing_twice_from_the_same_iteration_creates_one_next_iteratio
     assert got["scheduler"]["iterationCount"] == 2
     nrjid = redis_sync.hget(f"bull:{queue_name}:{first}", "nrjid")
     assert nrjid == (second if bullmq == "5" else None)
+
+
+@pytest.mark.parametrize("bullmq", BULLMQ_VERSIONS)
+async def test_iterations_taken_by_fetch_next_advance_the_scheduler_too(
+    bullmq: str, redis_url: str, redis_sync: redis.Redis, queue_name: str
+) -> None:
+    """Each iteration runs longer than ``every``, so the next one is due when it finishes
+    and comes back from the finishing call (fetch-next), never from a plain fetch: the
+    schedule goes on only if that path advances it as well. Missed slots are skipped."""
+    sid = "slow"
+    await scheduler_call(
+        bullmq, redis_url, queue_name, "upsert", id=sid, repeat={"every": EVERY},
+        template={"data": {"behaviour": "sleep", "ms": 2 * EVERY}},
+    )  # fmt: skip
+    async with Worker(queue_name, behave, url=redis_url):
+        await poll_until(
+            lambda: len(completed_iterations(redis_sync, queue_name, sid)) >= 5,
+            timeout=30,
+            what="5 slow iterations completed",
+        )
+    times = completed_iterations(redis_sync, queue_name, sid)
+    gaps = [b - a for a, b in pairwise(times)]
+    assert all(g > 0 and g % EVERY == 0 for g in gaps), gaps
