@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,17 +48,15 @@ class NextIteration:
 
 
 def _number(value: object) -> float | None:
-    """A repeat option as a number (BullMQ stores ms numbers; tolerate numeric text)."""
-    if isinstance(value, bool):
+    """A repeat option as a finite number (BullMQ stores ms numbers; numeric text is
+    tolerated); None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _cron_next(pattern: str, after_ms: int, tz: str | None, end_ms: int | None) -> int | None:
