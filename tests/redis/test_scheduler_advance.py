@@ -4,16 +4,18 @@ job scheduler (B.1 of bullmq-flows-schedulers.md), with chosen clocks."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import redis
+from dockyard import Job, Worker
 from dockyard.backends.redis.backend import RedisBackend
 from dockyard.backends.redis.schedulers import NextIteration, plan_next
 
-from .conftest import events
+from .conftest import events, wait_for
 
 Q = "bull:q"
 T0 = 1_800_000_000_000  # a ms time well ahead of any test run's clock
@@ -204,3 +206,26 @@ def test_client_checks_take_odd_stored_interval_options_without_raising(
     """Options come from any producer's stored JSON: odd values never crash a worker."""
     plan = plan_next({"repeat": {key: value}}, T0)
     assert plan is None or plan.next_ms is None
+
+
+async def test_a_scheduler_that_cannot_advance_is_logged_and_its_job_still_runs(
+    redis_url: str, redis_sync: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failing to make the next iteration (here a cron pattern no engine reads) is an error
+    naming the scheduler; the fetched iteration runs anyway (BullMQ 6.x would drop it)."""
+    opts = {"repeat": {"pattern": "not a cron", "count": 1}}
+    first = lay_scheduler(redis_sync, "bad", T0, every=None, job_opts=opts)
+    redis_sync.lpush(f"{Q}:wait", first)
+    ran: list[str] = []
+
+    async def handler(job: Job) -> str:
+        ran.append(job.id)
+        return "ran"
+
+    with caplog.at_level(logging.ERROR, logger="dockyard.worker"):
+        async with Worker("q", handler, url=redis_url):
+            await wait_for(lambda: redis_sync.zscore(f"{Q}:completed", first) is not None)
+    assert ran == [first]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("job scheduler 'bad'" in m and first in m for m in errors), errors
+    assert redis_sync.zscore(f"{Q}:repeat", "bad") == T0

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .connection import ReplyError
-
 if TYPE_CHECKING:
     from ...job import Job
     from ..base import Fetched
@@ -136,7 +134,7 @@ async def advance(scripts: QueueScripts, job: Job) -> str | None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.5)
             continue
-        except (ReplyError, ValueError, LookupError, TypeError, ImportError) as exc:
+        except Exception as exc:  # a script or cron error must not lose the fetched job
             log.error(
                 "job scheduler %r: could not create the iteration after job %s (%s: %s); "
                 "running the job anyway",
