@@ -255,3 +255,33 @@ async def test_iterations_taken_by_fetch_next_advance_the_scheduler_too(
     times = completed_iterations(redis_sync, queue_name, sid)
     gaps = [b - a for a, b in pairwise(times)]
     assert all(g > 0 and g % EVERY == 0 for g in gaps), gaps
+
+
+@pytest.mark.parametrize("bullmq", BULLMQ_VERSIONS)
+async def test_dockyard_worker_keeps_a_node_cron_scheduler_going(
+    bullmq: str, redis_url: str, redis_sync: redis.Redis, queue_name: str
+) -> None:
+    """A Node ``pattern`` scheduler (every second, seconds field first) advanced only by
+    dockyard: iterations on whole seconds, one second apart, each recording its own time
+    as ``prevMillis`` the way Node's worker reads it back."""
+    sid = "cron"
+    await scheduler_call(
+        bullmq, redis_url, queue_name, "upsert", id=sid,
+        repeat={"pattern": "*/1 * * * * *", "tz": "Europe/Berlin"},
+    )  # fmt: skip
+    async with Worker(queue_name, behave, url=redis_url):
+        await poll_until(
+            lambda: len(completed_iterations(redis_sync, queue_name, sid)) >= 4,
+            timeout=30,
+            what="4 cron iterations completed",
+        )
+    times = completed_iterations(redis_sync, queue_name, sid)
+    assert all(t % 1000 == 0 for t in times), times
+    assert_spaced(times, 1000)
+    for t in times:
+        opts = json.loads(redis_sync.hget(f"bull:{queue_name}:repeat:{sid}:{t}", "opts") or "")
+        assert opts["prevMillis"] == t
+        assert opts["repeat"]["pattern"] == "*/1 * * * * *"
+    got = await scheduler_call(bullmq, redis_url, queue_name, "get", id=sid)
+    assert got["scheduler"]["next"] == times[-1] + 1000
+    assert got["scheduler"]["iterationCount"] == len(times) + 1

@@ -195,6 +195,23 @@ def test_client_checks_stop_at_the_limit_and_after_the_end_date() -> None:
     assert plan_next({}, now) == NextIteration(iteration=1, next_ms=None)
 
 
+def test_client_cron_time_follows_prev_millis_start_date_end_date_and_zone() -> None:
+    """B.3/B.9 step 1: cron next strictly after max(now, prevMillis, startDate), in ``tz``;
+    none past ``endDate`` (T0 is 2027-01-15T08:00:00Z, a whole minute)."""
+    minute = {"pattern": "0 * * * * *", "count": 1}
+    assert plan_next({"repeat": minute}, T0 + 500) == NextIteration(
+        iteration=2, next_ms=T0 + 60_000
+    )
+    ahead = {"repeat": minute, "prevMillis": T0 + 60_000}
+    assert plan_next(ahead, T0 + 500) == NextIteration(iteration=2, next_ms=T0 + 120_000)
+    later = {"repeat": {**minute, "startDate": T0 + 600_000}}
+    assert plan_next(later, T0) == NextIteration(iteration=2, next_ms=T0 + 660_000)
+    assert plan_next({"repeat": {**minute, "endDate": T0 + 30_000}}, T0) is None
+    berlin = {"repeat": {"pattern": "0 0 3 * * *", "tz": "Europe/Berlin", "count": 1}}
+    # 03:00 in Berlin (CET, UTC+1) on 2027-01-16 is 02:00Z.
+    assert plan_next(berlin, T0) == NextIteration(iteration=2, next_ms=T0 + 18 * 3_600_000)
+
+
 ODD = [None, True, "soon", "12", -1, 2.5, [], {"a": 1}, float("inf")]
 
 

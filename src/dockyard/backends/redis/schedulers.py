@@ -9,13 +9,14 @@ the rest in one script (``advanceJobScheduler``), only for jobs carrying ``rjk``
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ...cron import CronPattern
 
 if TYPE_CHECKING:
     from ...job import Job
@@ -58,12 +59,9 @@ def _number(value: object) -> float | None:
 
 
 def _cron_next(pattern: str, after_ms: int, tz: str | None, end_ms: int | None) -> int | None:
-    """The first cron time strictly after ``after_ms`` (None past ``end_ms``), through
-    dockyard.cron, the cron-parser-compatible engine."""
-    cron = importlib.import_module("dockyard.cron")
-    parsed: Any = cron.CronPattern.parse(pattern)
-    found: int | None = parsed.next_after(after_ms, tz=tz, end_ms=end_ms)
-    return found
+    """The first cron time strictly after ``after_ms`` (None past ``end_ms``), from the
+    cron-parser-compatible engine."""
+    return CronPattern.parse(pattern).next_after(after_ms, tz=tz, end_ms=end_ms)
 
 
 def plan_next(opts_extra: Mapping[str, Any], now_ms: int) -> NextIteration | None:
