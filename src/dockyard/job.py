@@ -180,6 +180,7 @@ class Job:
         "processed_on",
         "progress",
         "queue_name",
+        "repeat_job_key",
         "return_value",
         "stacktrace",
         "stalled_counter",
@@ -211,6 +212,7 @@ class Job:
         deferred_failure: str | None = None,
         token: str | None = None,
         backend: Backend | None = None,
+        repeat_job_key: str | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -234,6 +236,8 @@ class Job:
         self.token = token
         self._backend = backend
         self._store_error: BaseException | None = None
+        #: The id of the job scheduler (BullMQ ``rjk``) this job is an iteration of, if any.
+        self.repeat_job_key = repeat_job_key
 
     def __repr__(self) -> str:
         return f"<Job {self.queue_name}:{self.id} {self.name!r} attempts_made={self.attempts_made}>"
@@ -290,6 +294,8 @@ class Job:
         job.token = token
         job._backend = backend
         job._store_error = None
+        rjk = get(b"rjk")
+        job.repeat_job_key = rjk.decode() if rjk is not None else None
         return job
 
     def to_redis(self) -> dict[str, str]:
