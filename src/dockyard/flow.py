@@ -171,9 +171,7 @@ class FlowProducer:
                     "a tree has no cycles"
                 )
 
-    def _node(
-        self, raw: Any, path: str, planned: list[_Planned], parent: int | None
-    ) -> _Planned:
+    def _node(self, raw: Any, path: str, planned: list[_Planned], parent: int | None) -> _Planned:
         """One node, checked by Queue.add's rules plus the flow's own."""
         if not isinstance(raw, Mapping):
             raise InvalidJobError(

@@ -88,9 +88,7 @@ async def test_a_parent_runs_after_its_three_children_and_reads_their_values(
     async with Worker("q", {"parent": parent, "child": child_value}, url=flow_backend_url):
         assert await node.job.wait_until_finished(timeout=15) == 7
     assert seen == [{"processed": 3, "unprocessed": 0, "ignored": 0, "failed": 0}]
-    assert await node.job.get_children_values() == {
-        key(c): c.job.data["v"] for c in node.children
-    }
+    assert await node.job.get_children_values() == {key(c): c.job.data["v"] for c in node.children}
 
 
 async def test_children_in_another_queue_release_a_parent_in_its_own(
@@ -242,9 +240,7 @@ async def test_get_flow_reads_the_tree_of_existing_jobs_with_their_states(
     assert tree is not None
     assert _shape(tree) == _shape(node)
     assert tree.job.name == "root" and await tree.job.get_state() == "waiting-children"
-    assert {await leaf.job.get_state() for m in tree.children for leaf in m.children} == {
-        "waiting"
-    }
+    assert {await leaf.job.get_state() for m in tree.children for leaf in m.children} == {"waiting"}
     shallow = await flows.get_flow("a", node.job.id, depth=2, max_children=1)
     assert shallow is not None
     assert [(c.job.id, c.children) for c in shallow.children] == [("m0", ())]
@@ -313,8 +309,8 @@ async def test_a_failed_parent_retried_runs_again_without_waiting(
             raise RuntimeError("first run fails")
         return await sum_children(job)
 
-    node = await flows.add({"name": "p", "queue": "parents",
-                            "children": [{"name": "c", "queue": "kids", "data": {"v": 2}}]})  # fmt: skip
+    child = {"name": "c", "queue": "kids", "data": {"v": 2}}
+    node = await flows.add({"name": "p", "queue": "parents", "children": [child]})
     async with Worker("kids", child_value, url=flow_backend_url):
         await node.children[0].job.wait_until_finished(timeout=15)
     async with Worker("parents", parent, url=flow_backend_url):
@@ -337,8 +333,10 @@ async def test_a_root_can_attach_to_an_existing_parent_which_must_exist(
         [key(node.children[0]), key(extra)]
     )
     with pytest.raises(JobNotFoundError, match="does not exist; nothing was added"):
-        await flows.add({"name": "orphan", "queue": "kids", "children": [{"name": "x", "queue": "kids"}],
-                         "opts": {"parent": {"id": "missing", "queue": "bull:parents"}}})  # fmt: skip
+        await flows.add({
+            "name": "orphan", "queue": "kids", "children": [{"name": "x", "queue": "kids"}],
+            "opts": {"parent": {"id": "missing", "queue": "bull:parents"}},
+        })  # fmt: skip
     assert await counts(flow_backend_url, "kids") == 2
 
 
