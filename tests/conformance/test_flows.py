@@ -28,17 +28,6 @@ from dockyard import (
 
 from .conftest import wait_for
 
-#: Stores that implement flows. sqlite and memory are added here when their FlowStore
-#: lands (they are built in parallel); the tests use the public API only.
-FLOW_BACKENDS = ["redis"]
-
-
-@pytest.fixture(params=FLOW_BACKENDS)
-def flow_backend_url(request: pytest.FixtureRequest) -> str:
-    """An empty store of each kind that supports flows."""
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
 
 @pytest.fixture
 async def flows(flow_backend_url: str) -> AsyncIterator[FlowProducer]:
