@@ -98,7 +98,8 @@ class FlowProducer:
 
     async def add(self, tree: Mapping[str, Any]) -> JobNode:
         """Add one tree ``{"name", "queue", "data", "opts", "children": [...]}`` at once;
-        its root node (``node.job``, ``node.children``). Bad input writes nothing."""
+        its root node (``node.job``, ``node.children``). Bad input writes nothing. The jobs
+        read and change through this producer's connections: use them while it is open."""
         return (await self.add_bulk([tree]))[0]
 
     async def add_bulk(self, trees: Iterable[Mapping[str, Any]]) -> list[JobNode]:
