@@ -101,14 +101,18 @@ async def test_dockyard_workers_complete_a_flow_added_by_python_bullmq(
     async def parent(job: Job) -> Any:
         return await job.get_children_values()
 
-    async with Worker(kids, behave, url=redis_url), Worker(more, behave, url=redis_url):
-        async with Worker(parents, parent, url=redis_url), Queue(parents, url=redis_url) as q:
-            job = await q.get_job(pid)
-            assert job is not None
-            assert await job.wait_until_finished(timeout=20) == {
-                f"bull:{kids}:{flow['children'][0]['id']}": {"v": 1},
-                f"bull:{more}:{flow['children'][1]['id']}": {"v": 2},
-            }
+    async with (
+        Worker(kids, behave, url=redis_url),
+        Worker(more, behave, url=redis_url),
+        Worker(parents, parent, url=redis_url),
+        Queue(parents, url=redis_url) as q,
+    ):
+        job = await q.get_job(pid)
+        assert job is not None
+        assert await job.wait_until_finished(timeout=20) == {
+            f"bull:{kids}:{flow['children'][0]['id']}": {"v": 1},
+            f"bull:{more}:{flow['children'][1]['id']}": {"v": 2},
+        }
     async with FlowProducer(url=redis_url) as flows:
         read = await flows.get_flow(parents, pid)
     assert read is not None
