@@ -401,7 +401,8 @@ class Job:
         self.delay = 0.0
 
     async def remove(self) -> None:
-        """Delete the job and its logs; refused with JobLockedError while a worker runs it."""
+        """Delete the job and its logs; refused with JobLockedError while a worker runs it,
+        and with PendingChildrenError while it has children pending."""
         code = await self._need_backend().remove(self.id)
         if code == 0:
             raise JobLockedError(
@@ -511,6 +512,12 @@ class Job:
         return await flows.move_to_waiting_children(
             self.id, token, child_key, int(time.time() * 1000)
         )
+
+    async def remove_child_dependency(self) -> bool:
+        """Detach this job from its parent, which no longer waits for it: True if it was
+        pending (a parent left with nothing pending goes to wait), False if it had no
+        parent or was no longer pending (nothing changes then)."""
+        return await self._flows("remove_child_dependency").remove_child_dependency(self.id)
 
     async def get_children_values(self) -> dict[str, Any]:
         """``{child key: return value}`` of this job's children that completed."""
