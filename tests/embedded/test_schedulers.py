@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -102,7 +103,7 @@ async def test_every_iterations_run_on_a_worker_with_bullmq_ids(url: str, backen
         await wait_for(lambda: len(ran.jobs) >= 3, timeout=20, what="three iterations")
     slots = [millis(i, "tick") for i in ran.ids]
     assert slots[0] == now
-    assert all(b > a and (b - a) % 300 == 0 for a, b in zip(slots, slots[1:], strict=False))
+    assert all(b > a and (b - a) % 300 == 0 for a, b in itertools.pairwise(slots))
     assert all(job.name == "beat" and job.data == {"n": 1} for job in ran.jobs)
     assert all(job.repeat_job_key == "tick" for job in ran.jobs)
     assert len(set(ran.ids)) == len(ran.ids)
@@ -208,7 +209,7 @@ async def test_an_upsert_while_an_iteration_runs_neither_doubles_nor_misses_the_
     assert ran.ids[1] == replaced and ran.jobs[1].data == {"v": 2}
     assert len(set(ran.ids)) == len(ran.ids)
     slots = [millis(i, "r") for i in ran.ids]
-    assert all(b > a and (b - a) % 1_000 == 0 for a, b in zip(slots, slots[1:], strict=False))
+    assert all(b > a and (b - a) % 1_000 == 0 for a, b in itertools.pairwise(slots))
 
 
 async def test_remove_deletes_the_scheduler_and_its_delayed_iteration(
@@ -296,7 +297,7 @@ async def test_two_workers_never_make_the_same_iteration_twice(url: str, backend
     counts = Counter(ran.ids)
     assert max(counts.values()) == 1, counts.most_common(3)
     slots = sorted(millis(i, "race") for i in counts)
-    assert all((b - a) % 40 == 0 for a, b in zip(slots, slots[1:], strict=False))
+    assert all((b - a) % 40 == 0 for a, b in itertools.pairwise(slots))
     events = [e for _, e in await backend.read_events("0", 10_000, 0)]
     assert not [e for e in events if e["event"] == "duplicated"]
     added = [e["jobId"] for e in events if e["event"] == "added"]
