@@ -397,3 +397,12 @@ async def test_two_backends_share_the_schedulers_of_a_queue(url: str, backend: B
             await elsewhere.close()
     finally:
         await other.close()
+
+
+async def test_obliterate_deletes_the_schedulers_too(backend: Backend) -> None:
+    store = schedulers(backend)
+    await store.upsert_scheduler(spec("ob", every_ms=1_000), None, now_ms())
+    await backend.pause()
+    assert await backend.obliterate(False) == 0
+    assert await store.get_schedulers(0, -1, True) == []
+    assert await backend.get_counts(["waiting", "paused"]) == {"waiting": 0, "paused": 0}
