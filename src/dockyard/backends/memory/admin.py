@@ -13,6 +13,7 @@ from typing import Any
 
 from ..metrics import Metrics
 from .clock import Clock
+from .schedulers import current_iterations, current_scheduler
 from .state import MAX_EVENTS, QueueState, Rec
 from .structures import ZSet
 
@@ -54,6 +55,8 @@ def remove(q: QueueState, job_id: str, now: int) -> int:
     rec = q.jobs.get(job_id)
     if rec is None:
         return -1
+    if current_scheduler(q, job_id) is not None:
+        return -8  # a scheduler's current iteration: its schedule would end (BullMQ's -8)
     if q.lock_valid(job_id, now):
         return 0
     q.locks.pop(job_id, None)
@@ -138,13 +141,20 @@ def move_jobs_to_wait(q: QueueState, state: str, count: int, before_ms: int, now
 def drain(q: QueueState, delayed: bool) -> int:
     """drain: delete every job waiting to run (no events)."""
     doomed = [*q.wait, *q.paused_list, *q.prioritized.by_rank(0, -1, False)]
-    q.wait.clear()
-    q.paused_list.clear()
-    q.prioritized = ZSet()
-    q.pc = 0
     if delayed:
         doomed += q.delayed.by_rank(0, -1, False)
-        q.delayed = ZSet()
+    keep = current_iterations(q).intersection(doomed)
+    if keep:  # job schedulers' current iterations stay (BullMQ): unlink the others one by one
+        doomed = [job_id for job_id in doomed if job_id not in keep]
+        for job_id in doomed:
+            _unlink(q, q.jobs[job_id])
+    else:
+        q.wait.clear()
+        q.paused_list.clear()
+        q.prioritized = ZSet()
+        q.pc = 0
+        if delayed:
+            q.delayed = ZSet()
     for job_id in doomed:
         q.release_dedup(q.jobs[job_id], untimed_only=False)
         q.delete(job_id)
@@ -169,9 +179,12 @@ def clean(q: QueueState, state: str, before_ms: int, limit: int, now: int) -> li
         zset = _set_of(q, where)
         candidates = [] if zset is None else zset.by_rank(0, -1, False)
     removed: list[str] = []
+    keep = current_iterations(q)  # job schedulers' current iterations stay (BullMQ)
     for job_id in candidates:
         if limit > 0 and len(removed) >= limit:
             break
+        if job_id in keep:
+            continue
         rec = q.jobs[job_id]
         if where == "prioritized":
             stamp: int = rec.timestamp
@@ -209,6 +222,7 @@ def obliterate(q: QueueState, force: bool) -> int:
     for name in ("prioritized", "delayed", "completed", "failed"):
         setattr(q, name, ZSet())
     q.events.clear()
+    q.schedulers.clear()
     q.dedup.clear()
     q.counter = q.pc = 0
     q.paused = False

@@ -20,6 +20,7 @@ from ..base import Fetched, Finish, Lease, NewJob
 from ..redis.keys import validate_queue_name
 from .admin import MemoryAdmin
 from .clock import Clock, ManualClock
+from .schedulers import MemorySchedulers, advance_fetched
 from .state import STATE_NAMES, ZSET_STATES, Rec, loads
 from .stores import Store, store_for
 from .structures import Waiter, bounds, resolve
@@ -76,6 +77,7 @@ class MemoryBackend(MemoryAdmin):
         self._closed = False
         self._interrupted = False
         self._waiting: set[Waiter] = set()
+        self.schedulers = MemorySchedulers(self)
 
     def __repr__(self) -> str:
         return f"<MemoryBackend memory://{self._store.name} {self.prefix}:{self.queue}>"
@@ -111,6 +113,7 @@ class MemoryBackend(MemoryAdmin):
         clock.advance(seconds)
 
     def _job(self, rec: Rec, token: str | None = None) -> Job:
+        rjk = rec.options.extra.get("repeatJobKey")
         return Job(
             id=rec.id,
             name=rec.name,
@@ -133,6 +136,7 @@ class MemoryBackend(MemoryAdmin):
             deferred_failure=rec.defa,
             token=token,
             backend=self,
+            repeat_job_key=rjk if isinstance(rjk, str) else None,
         )
 
     # -- producers --------------------------------------------------------------------
@@ -293,6 +297,7 @@ class MemoryBackend(MemoryAdmin):
 
     def _fetch_locked(self, now: int, lease: Lease, count: int) -> Fetched:
         recs, ttl, due = self._q.fetch(now, lease, count)
+        advance_fetched(self._q, recs, now, self.clock.manual)  # job schedulers, in this fetch
         token = lease.token
         job = self._job
         if self.clock.manual:

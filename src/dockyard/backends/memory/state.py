@@ -10,6 +10,7 @@ from typing import Any
 from ...options import JobOptions
 from ..base import Lease, NewJob
 from ..metrics import Metrics
+from ..schedulerlogic import StoredScheduler
 from .structures import Waiter, ZSet
 
 loads: Callable[[str], Any]
@@ -139,6 +140,8 @@ class QueueState:
         self.limits: dict[str, int] = {}
         #: Workers that waited for work on this queue, by backend: {"worker_name", "since"}.
         self.workers: dict[int, dict[str, str]] = {}
+        #: Job schedulers by id (memory/schedulers.py).
+        self.schedulers: dict[str, StoredScheduler] = {}
 
     # -- helpers (lib.lua) -------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotSupportedError
+from .schedulers import current_iterations, current_scheduler
 from .store import QueueStore
 
 _PREV = {"wait": "waiting"}
@@ -24,6 +25,8 @@ def remove(s: QueueStore, job_id: str, now: int) -> int:
     ).fetchone()
     if row is None:
         return -1
+    if current_scheduler(s, job_id) is not None:
+        return -8  # a scheduler's current iteration: its schedule would end (BullMQ's -8)
     if row[1] is not None and row[1] > now:
         return 0
     s.release_dedup([job_id], untimed_only=False)
@@ -101,6 +104,8 @@ def drain(s: QueueStore, delayed: bool) -> int:
             f"SELECT id FROM jobs WHERE qid = ? AND state IN ({marks})", (s.qid, *states)
         )
     ]
+    keep = current_iterations(s)  # job schedulers' current iterations stay (BullMQ)
+    ids = [job_id for job_id in ids if job_id not in keep]
     s.release_dedup(ids, untimed_only=False)
     s.delete(ids)
     s.conn.execute("UPDATE queues SET pc = 0 WHERE qid = ?", (s.qid,))
@@ -129,7 +134,9 @@ def clean(s: QueueStore, state: str, before_ms: int, limit: int, now: int) -> li
     args: tuple[object, ...] = (s.qid, where, before_ms)
     if unlocked:
         args += (now,)
+    keep = current_iterations(s)  # job schedulers' current iterations stay (BullMQ)
     ids = [r[0] for r in s.conn.execute(sql, (*args, limit if limit > 0 else -1))]
+    ids = [job_id for job_id in ids if job_id not in keep]
     s.release_dedup(ids, untimed_only=False)
     s.delete(ids)
     s.emit(now, "cleaned", {"count": str(len(ids))})
@@ -144,7 +151,7 @@ def obliterate(s: QueueStore, force: bool) -> int:
     ).fetchone()
     if active is not None and not force:
         return -2
-    for table in ("jobs", "logs", "events", "dedup"):
+    for table in ("jobs", "logs", "events", "dedup", "schedulers"):
         s.conn.execute(f"DELETE FROM {table} WHERE qid = ?", (s.qid,))
     s.conn.execute(
         "UPDATE queues SET paused = 0, counter = 0, seq = 0, pc = 0, stalled_check_until = 0, "

@@ -34,6 +34,7 @@ from ..base import Fetched, Finish, Lease, NewJob
 from ..redis.keys import validate_queue_name
 from .admin import SqliteAdmin
 from .notify import notifier_for
+from .schedulers import SqliteSchedulers
 from .schema import migrate
 from .store import QueueStore, parse_opts
 
@@ -120,6 +121,7 @@ class SqliteBackend(SqliteAdmin):
         self._closed = False
         self._interrupted = False
         self._batch: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.schedulers = SqliteSchedulers(self)
 
     def __repr__(self) -> str:
         return f"<SqliteBackend {self.path} {self.prefix}:{self.queue}>"
@@ -221,11 +223,13 @@ class SqliteBackend(SqliteAdmin):
         (job_id, name, data, opts, ts, delay, prio, progress, atm, ats, stc, reason, stack,
          returned, processed, finished, pb, defa) = row  # fmt: skip
         traces = _decode(stack, []) if stack is not None else []
+        options = parse_opts(opts)
+        rjk = options.extra.get("repeatJobKey")
         return Job(
             id=job_id,
             name=name,
             data=_decode(data, {}),
-            opts=parse_opts(opts),
+            opts=options,
             queue_name=self.queue,
             timestamp=ts / 1000,
             delay=delay / 1000,
@@ -243,6 +247,7 @@ class SqliteBackend(SqliteAdmin):
             deferred_failure=defa,
             token=token,
             backend=self,
+            repeat_job_key=rjk if isinstance(rjk, str) else None,
         )
 
     # -- producers --------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from ...errors import NotSupportedError
+from .schedulers import SCHEDULER_TABLES
 
 #: Migrations by the version they lead to; never edit a released one, add the next.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -98,6 +99,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) WITHOUT ROWID""",
     ),
     5: ("ALTER TABLE queues ADD COLUMN max_events INTEGER",),
+    6: SCHEDULER_TABLES,
 }
 LATEST = max(MIGRATIONS)
 

@@ -19,6 +19,7 @@ from typing import Any
 from ...options import JobOptions
 from ..base import Lease, NewJob
 from .extras import DedupAndMetrics
+from .schedulers import advance_fetched
 
 STALLED_REASON = (
     "job stalled more than allowable limit (its worker died or lost the job's lock each "
@@ -299,6 +300,7 @@ class QueueStore(DedupAndMetrics):
             [(qid, now, json.dumps({"jobId": job_id, "prev": "waiting"})) for job_id in ids],
         )
         self._events_since_trim += len(ids)
+        advance_fetched(self, ids, now)  # job schedulers: the next iteration, in this fetch
         rows = self.rows(ids)
         return rows, 0, 0
 
