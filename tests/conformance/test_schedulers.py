@@ -7,7 +7,9 @@ missed slot.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -15,6 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from dockyard import (
     InvalidJobError,
@@ -342,3 +346,111 @@ def test_the_blocking_queue_manages_schedulers(scheduler_backend_url: str) -> No
         assert [s.id for s in q.get_job_schedulers()] == ["s"]
         assert q.remove_job_scheduler("s") is True
         assert q.get_job_scheduler("s") is None
+
+
+_WHEN = st.one_of(
+    st.none(),
+    st.floats(-1e10, 3e9),
+    st.just(float("nan")),
+    st.integers(-10, 2**40),
+    st.just(float("inf")),
+    st.datetimes(timezones=st.none() | st.just(UTC)),
+)
+_DURATION = st.one_of(
+    st.none(),
+    st.floats(-5, 1e9),
+    st.just(float("nan")),
+    st.integers(-3, 10**6),
+    st.timedeltas(min_value=timedelta(seconds=-5), max_value=timedelta(days=9000)),
+    st.text(max_size=3),
+)
+_ARGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "every": _DURATION,
+        "pattern": st.one_of(
+            st.sampled_from(["* * * * *", "*/5 * * * * *", "0 9 * * 1-5", "@daily", "0 0 31 4 *",
+                             "60 * * * *", "* * *", "0 0 1 1 *", "L * * *", ""]),
+            st.text(max_size=12),
+        ),
+        "tz": st.one_of(st.none(), st.sampled_from(["UTC", "Europe/Paris", "Nowhere/City", ""])),
+        "start": _WHEN,
+        "end": _WHEN,
+        "limit": st.one_of(st.none(), st.integers(-2, 5), st.booleans(), st.floats(0, 3)),
+        "immediately": st.one_of(st.booleans(), st.none(), st.integers(0, 1)),
+        "offset": _DURATION,
+        "template": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "name": st.one_of(st.text(max_size=5), st.integers()),
+                    "data": st.one_of(st.dictionaries(st.text(max_size=3), st.integers()),
+                                      st.floats()),
+                    "opts": st.dictionaries(
+                        st.sampled_from(["attempts", "priority", "job_id", "delay",
+                                         "lifo", "repeat", "timeout"]),
+                        st.integers(-1, 3),
+                        max_size=2,
+                    ),
+                },
+            ),
+        ),
+    },
+)  # fmt: skip
+
+
+_SOON = st.floats(0, 86_400 * 30).map(lambda d: time.time() + d)
+#: Arguments most of which a user would expect to work, so both outcomes are explored.
+_PLAUSIBLE = st.one_of(
+    st.fixed_dictionaries(
+        {"every": st.floats(0.0005, 1e5)},
+        optional={"offset": st.floats(0, 50), "start": _SOON, "limit": st.integers(0, 5)},
+    ),
+    st.fixed_dictionaries(
+        {"pattern": st.sampled_from(["* * * * *", "*/7 * * * * *", "0 9 * * 1-5", "@hourly",
+                                     "0 0 29 2 *", "5 4 * * SUN"])},
+        optional={"tz": st.sampled_from(["UTC", "Asia/Tokyo", "America/Denver"]),
+                  "end": _SOON, "limit": st.integers(0, 5), "immediately": st.booleans()},
+    ),
+).map(lambda a: {**a, "template": {"data": {"k": 1}, "opts": {"attempts": 2}}})
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sid=st.one_of(st.text("ab-_. é7", min_size=1, max_size=6), st.text(max_size=6), st.just("a:b")),
+    args=_ARGS | _PLAUSIBLE,
+)
+def test_any_upsert_is_stored_as_given_or_refused_with_nothing_written(
+    scheduler_backend_url: str, sid: str, args: dict[str, Any]
+) -> None:
+    """Whatever combination of arguments a user passes, the upsert either makes a scheduler
+    that reads back as given with one pending iteration, or is refused with a typed error
+    and leaves the store empty."""
+
+    async def main() -> None:
+        async with Queue(f"hz-{uuid.uuid4().hex[:10]}", url=scheduler_backend_url) as q:
+            try:
+                job = await q.upsert_job_scheduler(sid, **args)
+            except (InvalidOptionError, InvalidJobError):
+                event("refused")
+                assert await q.get_job_schedulers() == []
+                assert sum((await q.get_job_counts()).values()) == 0
+                return
+            event("stored")
+            got = await q.get_job_scheduler(sid)
+            assert got is not None and got.iteration_count == 1
+            assert (got.every is None) == (args.get("every") is None)
+            assert got.pattern == args.get("pattern")
+            assert got.tz == args.get("tz") and got.limit == args.get("limit")
+            assert got.next_run == ms_of(sid, job.id) / 1000
+            if got.end is not None:
+                assert got.end > time.time() - 5 and (got.next_run or 0) <= got.end + (
+                    got.every or 0)
+            counts = await q.get_job_counts()
+            assert sum(counts.values()) == 1
+            assert await q.remove_job_scheduler(sid) is True
+
+    asyncio.run(main())
