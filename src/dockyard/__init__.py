@@ -27,6 +27,7 @@ from .flow import FlowProducer, JobNode
 from .job import Job
 from .options import JobOptions, KeepJobs
 from .queue import Queue
+from .schedulers import JobScheduler
 from .worker import Worker, WorkerSettings
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "JobNode",
     "JobNotFoundError",
     "JobOptions",
+    "JobScheduler",
     "JobStateError",
     "KeepJobs",
     "LockLostError",

@@ -166,9 +166,19 @@ def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
     if kind is ScriptCode.OTHER_PARENT:
         return InvalidJobError(f"{operation}: job {job_id} already exists with another parent")
     if kind is ScriptCode.SCHEDULER_JOB:
-        return JobStateError(f"{operation}: job {job_id} is a scheduler's current iteration")
+        return scheduler_job_error(job_id, operation)
     return FailedChildrenError(
         f"{operation}: job {job_id} cannot complete: a child failed with fail_parent_on_failure"
+    )
+
+
+def scheduler_job_error(job_id: str, operation: str = "remove") -> JobStateError:
+    """The refusal to remove (or drop) the iteration a job scheduler will advance from."""
+    scheduler = job_id.split(":")[1] if job_id.count(":") >= 2 else "?"
+    return JobStateError(
+        f"{operation}: job {job_id} is the current iteration of job scheduler {scheduler!r}, "
+        "which makes its next iteration from it; remove the scheduler instead "
+        f"(remove_job_scheduler({scheduler!r}))"
     )
 
 

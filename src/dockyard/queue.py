@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from . import schedulers as _schedulers
 from .backends import Backend, open_backend
 from .backends.base import STATES, NewJob
 from .durations import MAX_EPOCH, to_epoch, to_ms, to_seconds
@@ -20,9 +22,11 @@ from .errors import (
     JobStateError,
     ScriptCode,
     pending_children_error,
+    scheduler_job_error,
 )
 from .job import Job, dump_json
 from .options import JobOptions, build_options, check_job_ref, check_text
+from .schedulers import JobScheduler
 
 #: Counts ``get_job_counts()`` reports when no states are named: every state.
 DEFAULT_COUNT_STATES = STATES
@@ -245,6 +249,57 @@ class Queue:
         """The job's log lines, oldest first."""
         return await self.backend.get_logs(check_job_ref(job_id), start, end)
 
+    # -- job schedulers (logic in schedulers.py) -----------------------------------------
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        *,
+        every: float | timedelta | None = None,
+        pattern: str | None = None,
+        tz: str | None = None,
+        start: datetime | float | None = None,
+        end: datetime | float | None = None,
+        limit: int | None = None,
+        immediately: bool = False,
+        offset: float | timedelta | None = None,
+        template: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Create or replace the job scheduler ``scheduler_id``; its pending iteration.
+
+        Exactly one of ``every`` (seconds) and ``pattern`` (cron, 5 or 6 fields, seconds
+        first, read in ``tz`` or UTC). ``template`` is ``{"name", "data", "opts"}`` with
+        opts as ``add`` takes them (no job_id, delay, timestamp or deduplication). Upserting
+        again changes the schedule without a double or a missed run. Bad input raises
+        InvalidOptionError/InvalidJobError and writes nothing.
+        """
+        return await _schedulers.upsert(
+            self.backend, self.name, self.default_job_options, scheduler_id, every=every,
+            pattern=pattern, tz=tz, start=start, end=end, limit=limit,
+            immediately=immediately, offset=offset, template=template,
+        )  # fmt: skip
+
+    async def get_job_scheduler(self, scheduler_id: str) -> JobScheduler | None:
+        """The job scheduler, or None."""
+        sid = _schedulers.check_scheduler_ref(scheduler_id)
+        info = await _schedulers.scheduler_store(self.backend).get_scheduler(sid)
+        return None if info is None else _schedulers.public_scheduler(info)
+
+    async def get_job_schedulers(
+        self, start: int = 0, end: int = -1, asc: bool = False
+    ) -> list[JobScheduler]:
+        """Job schedulers by next run, latest first unless ``asc``; ``end`` inclusive."""
+        first, last = _schedulers.page_bounds(start, end)
+        store = _schedulers.scheduler_store(self.backend)
+        return [_schedulers.public_scheduler(i) for i in await store.get_schedulers(
+            first, last, bool(asc))]  # fmt: skip
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Remove the scheduler and its delayed iteration (an iteration already waiting
+        or running still runs once); False if there was no such scheduler."""
+        sid = _schedulers.check_scheduler_ref(scheduler_id)
+        return await _schedulers.scheduler_store(self.backend).remove_scheduler(sid)
+
     # -- admin ----------------------------------------------------------------------
 
     async def pause(self) -> None:
@@ -341,8 +396,9 @@ class Queue:
 
     async def remove(self, job_id: str) -> bool:
         """Delete a job and its logs; False if there was none. Refused with JobLockedError
-        while a worker runs it, and with PendingChildrenError while it is a parent with
-        children pending (remove them first, or let them finish)."""
+        while a worker runs it, with PendingChildrenError while it is a parent with
+        children pending (remove them first, or let them finish), and with JobStateError
+        for a job scheduler's current iteration (remove the scheduler instead)."""
         code = await self.backend.remove(check_job_ref(job_id))
         if code == 0:
             raise JobLockedError(
@@ -351,6 +407,8 @@ class Queue:
             )
         if code == ScriptCode.PENDING_DEPENDENCIES:
             raise pending_children_error(job_id)
+        if code == ScriptCode.SCHEDULER_JOB:
+            raise scheduler_job_error(job_id)
         return code == 1
 
     async def retry_job(self, job_id: str, *, reset_attempts: bool = False) -> None:

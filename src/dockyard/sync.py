@@ -33,6 +33,7 @@ from . import events as _events
 from . import queue as _queue
 from .backends import open_backend
 from .job import Job
+from .schedulers import JobScheduler
 
 T = TypeVar("T")
 
@@ -184,6 +185,26 @@ class Queue:
             return await job.wait_until_finished(timeout)
 
         return _call(wait())
+
+    # -- job schedulers -------------------------------------------------------------------
+
+    def upsert_job_scheduler(self, scheduler_id: str, **options: Any) -> Job:
+        """Create or replace a job scheduler; see :meth:`dockyard.Queue.upsert_job_scheduler`."""
+        return _call(self._q.upsert_job_scheduler(scheduler_id, **options))
+
+    def get_job_scheduler(self, scheduler_id: str) -> JobScheduler | None:
+        """The job scheduler, or None."""
+        return _call(self._q.get_job_scheduler(scheduler_id))
+
+    def get_job_schedulers(
+        self, start: int = 0, end: int = -1, asc: bool = False
+    ) -> list[JobScheduler]:
+        """Job schedulers by next run."""
+        return _call(self._q.get_job_schedulers(start, end, asc))
+
+    def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Remove a job scheduler; False if there was none."""
+        return _call(self._q.remove_job_scheduler(scheduler_id))
 
     # -- admin ----------------------------------------------------------------------------
 

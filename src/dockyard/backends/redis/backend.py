@@ -17,7 +17,7 @@ from .admin import RedisAdmin
 from .connection import ConnectionLost, RedisAddress, RedisClient, checked
 from .flows import RedisFlows
 from .keys import QueueKeys, validate_queue_name
-from .schedulers import advance_fetched
+from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
@@ -52,6 +52,7 @@ class RedisBackend(RedisAdmin):
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
         self.flows = RedisFlows(self.client, self.keys)
+        self.schedulers = RedisSchedulers(self.client, self.keys)
         self._blocking: RedisClient | None = None
         self._listener: RedisClient | None = None
         self._interrupted = False

@@ -46,16 +46,9 @@ if type(opts["repeat"]) ~= "table" then opts["repeat"] = {} end
 local every = tonumber(attrs[3]) or tonumber(opts["repeat"]["every"])
 local nextMs
 if every and every > 0 then
-  -- Slots are prev + every; after a gap, skip to the first slot (of the scheduler's phase
-  -- `offset`) after now, never back-filling missed ones (BullMQ 5.80.2+/6.x).
-  nextMs = prev + every
-  if nextMs < now then
-    local offset = tonumber(attrs[4]) or tonumber(opts["repeat"]["offset"]) or 0
-    local aligned = math.floor(now / every) * every + offset
-    if aligned <= now then aligned = aligned + every end
-    nextMs = aligned
-  end
-  nextMs = math.floor(nextMs)
+  -- Missed slots are skipped, never back-filled (lib.lua nextEverySlot).
+  local offset = tonumber(attrs[4]) or tonumber(opts["repeat"]["offset"]) or 0
+  nextMs = nextEverySlot(prev, every, now, offset)
   opts["prevMillis"] = nil
 else
   nextMs = tonumber(ARGV[6])
@@ -86,30 +79,10 @@ if not data then
   end
 end
 local name = attrs[1] or producer[3] or sid
-local delay = nextMs - now
-if delay < 0 then delay = 0 end
-local priority = tonumber(opts["priority"]) or 0
 opts["repeat"]["count"] = tonumber(ARGV[5])
-opts["jobId"] = nextId
-opts["delay"] = delay
-opts["timestamp"] = now
-opts["repeatJobKey"] = sid
-
-local jobKey = prefix .. nextId
-rcall("HSET", jobKey, "name", name, "data", data, "opts", cjson.encode(opts),
-  "timestamp", nowText, "delay", string.format("%d", delay), "priority",
-  string.format("%d", priority), "rjk", sid)
-emit(KEYS[9], meta.maxEvents, "added", "jobId", nextId, "name", name)
-if delay > 0 then
-  rcall("ZADD", KEYS[2], delayedScore(KEYS[2], nextMs), nextId)
-  emit(KEYS[9], meta.maxEvents, "delayed", "jobId", nextId, "delay", nextText)
-  if not meta.paused then addDelayMarker(KEYS[7], KEYS[2]) end
-else
-  enqueueReady(readyList(meta, KEYS[3], KEYS[4]), KEYS[6], KEYS[10], nextId, priority,
-    opts["lifo"] == true)
-  if not pausedOrMaxed(meta, KEYS[11]) then addReadyMarker(KEYS[7]) end
-  emit(KEYS[9], meta.maxEvents, "waiting", "jobId", nextId)
-end
+local k = {delayed = KEYS[2], wait = KEYS[3], paused = KEYS[4], prioritized = KEYS[6],
+  pc = KEYS[10], marker = KEYS[7], events = KEYS[9], active = KEYS[11]}
+storeIteration(k, meta, prefix, sid, nextMs, now, nowText, name, data, opts)
 -- BullMQ 5.x records the iteration a job produced (6.x readers ignore it).
 if not meta.v6 then rcall("HSET", KEYS[12], "nrjid", nextId) end
 return nextId

@@ -322,3 +322,58 @@ local function fetchJobs(k, meta, prefix, now, nowText, token, lockMs, workerNam
   end
   return reply
 end
+
+-- Job schedulers ------------------------------------------------------------------------
+-- BullMQ's layout: zset `repeat` (scheduler id -> ms of its current iteration), hash
+-- `repeat:<sid>` (the schedule and template), iterations `repeat:<sid>:<ms>` with `rjk`.
+
+-- The slot after `prev` of an `every` scheduler: prev + every or, after a gap, the first
+-- slot of phase `offset` after now. Missed slots are skipped, never back-filled (BullMQ
+-- 5.80.2+/6.x).
+local function nextEverySlot(prev, every, now, offset)
+  local nextMs = prev + every
+  if nextMs < now then
+    local aligned = math.floor(now / every) * every + (offset or 0)
+    if aligned <= now then aligned = aligned + every end
+    nextMs = aligned
+  end
+  return math.floor(nextMs)
+end
+
+-- Store iteration `repeat:<sid>:<nextMs>` and enqueue it as an add does (`added`, then
+-- `delayed` or `waiting`). `opts` (a table: template options with `repeat`) gets the
+-- per-iteration fields BullMQ writes. k: keys delayed, wait, paused, prioritized, pc,
+-- marker, events, active. Returns the iteration's id.
+local function storeIteration(k, meta, prefix, sid, nextMs, now, nowText, name, data, opts)
+  local nextText = string.format("%d", nextMs)
+  local jobId = "repeat:" .. sid .. ":" .. nextText
+  local delay = nextMs - now
+  if delay < 0 then delay = 0 end
+  local priority = tonumber(opts["priority"]) or 0
+  opts["jobId"] = jobId
+  opts["delay"] = delay
+  opts["timestamp"] = now
+  opts["repeatJobKey"] = sid
+  rcall("HSET", prefix .. jobId, "name", name, "data", data, "opts", cjson.encode(opts),
+    "timestamp", nowText, "delay", string.format("%d", delay), "priority",
+    string.format("%d", priority), "rjk", sid)
+  emit(k.events, meta.maxEvents, "added", "jobId", jobId, "name", name)
+  if delay > 0 then
+    rcall("ZADD", k.delayed, delayedScore(k.delayed, nextMs), jobId)
+    emit(k.events, meta.maxEvents, "delayed", "jobId", jobId, "delay", nextText)
+    if not meta.paused then addDelayMarker(k.marker, k.delayed) end
+  else
+    enqueueReady(readyList(meta, k.wait, k.paused), k.prioritized, k.pc, jobId, priority,
+      opts["lifo"] == true)
+    if not pausedOrMaxed(meta, k.active) then addReadyMarker(k.marker) end
+    emit(k.events, meta.maxEvents, "waiting", "jobId", jobId)
+  end
+  return jobId
+end
+
+-- The id of scheduler `sid`'s current iteration, or nil when it has none.
+local function currentIteration(repeatKey, sid)
+  local score = rcall("ZSCORE", repeatKey, sid)
+  if not score then return nil end
+  return "repeat:" .. sid .. ":" .. string.format("%d", tonumber(score))
+end

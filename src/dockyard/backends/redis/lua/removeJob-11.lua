@@ -12,13 +12,20 @@
   gone. Remove (or finish) the children first; a removed child leaves its parent's
   dependencies (lib.lua deleteJobKeys).
 
-  Returns 1 removed, 0 the job is locked (left alone), -1 job missing, -4 pending children.
+  A job scheduler's current iteration is refused (-8): the scheduler makes its next
+  iteration when that one starts, so removing it would end the schedule silently. Remove
+  the scheduler instead (Queue.remove_job_scheduler), as BullMQ does.
+
+  Returns 1 removed, 0 the job is locked (left alone), -1 job missing, -4 pending children,
+  -8 the job is a scheduler's current iteration.
 ]]
 local prefix, jobId = ARGV[1], ARGV[2]
 local jobKey = prefix .. jobId
 if rcall("EXISTS", jobKey) == 0 then return -1 end
 if rcall("EXISTS", jobKey .. ":lock") == 1 then return 0 end
 if rcall("SCARD", jobKey .. ":dependencies") > 0 then return -4 end
+local rjk = rcall("HGET", jobKey, "rjk")
+if rjk and currentIteration(prefix .. "repeat", rjk) == jobId then return -8 end
 local prev = "unknown"
 local lists = {{KEYS[1], "waiting"}, {KEYS[2], "paused"}, {KEYS[3], "active"}}
 for _, entry in ipairs(lists) do
