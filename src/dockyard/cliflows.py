@@ -110,6 +110,8 @@ def flow(queue: str, job_id: str, depth: int, url: str | None, prefix: str,
 def _relative(seconds: float) -> str:
     """``in 5m`` / ``3h ago``: how far ``seconds`` (a delta) is from now, roughly."""
     ahead, left = seconds >= 0, abs(seconds)
+    if left < 1:
+        return "now"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if left >= size:
             text = f"{int(left // size)}{unit}"
@@ -263,7 +265,7 @@ def schedule_add(queue: str, scheduler_id: str, every: float | None, pattern: st
 @store_options
 def schedule_remove(queue: str, scheduler_id: str, url: str | None, prefix: str,
                     as_json: bool) -> None:  # fmt: skip
-    """Remove the scheduler ID of QUEUE (and its next, not yet started, job)."""
+    """Remove the scheduler ID of QUEUE and its delayed next job."""
     announce_store(url, quiet=as_json)
     removed = _run(with_queue(url, prefix, queue,
                               lambda q: q.remove_job_scheduler(scheduler_id)), url)  # fmt: skip

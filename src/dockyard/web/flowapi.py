@@ -3,6 +3,7 @@ listing, reading, upserting and removing a queue's job schedulers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -95,6 +96,14 @@ def _scheduler_args(body: Any) -> dict[str, Any]:
     if unknown:
         raise _Http(422, f"unknown field(s) {unknown}; use {', '.join(SCHEDULER_FIELDS)}")
     args = {key: value for key, value in body.items() if value is not None}
+    for key in ("start", "end"):
+        if isinstance(args.get(key), str):  # an ISO 8601 date-time (UTC without an offset)
+            try:
+                moment = datetime.fromisoformat(args[key])
+            except ValueError:
+                raise _Http(422, f"'{key}' is epoch seconds or an ISO 8601 date-time such as "
+                                 "2030-01-31T09:00:00+01:00") from None  # fmt: skip
+            args[key] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     if "immediately" in args and not isinstance(args["immediately"], bool):
         raise _Http(422, "'immediately' must be true or false")
     template = args.get("template")
