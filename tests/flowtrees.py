@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from dockyard import FlowProducer, Job, Queue, Worker
 
@@ -43,5 +44,20 @@ async def make_flow(url: str) -> None:
 
 
 def build(url: str) -> None:
-    """``make_flow`` for tests that run no event loop."""
-    asyncio.run(make_flow(url))
+    """``make_flow`` from blocking code, on a thread of its own (so that it also works
+    beside a loop already running in this thread, such as Playwright's)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(make_flow(url))
+        except BaseException as exc:  # handed to the caller below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        raise AssertionError("building the flow took over 60 s")
+    if failures:
+        raise failures[0]
