@@ -127,6 +127,8 @@ BAD_BODIES: list[Any] = [
     {"every": 5, "bogus": 1}, {"every": 5, "template": []},
     {"every": 5, "template": {"name": "x", "extra": 1}}, {"every": 5, "template": {"opts": [1]}},
     {"every": 5, "template": {"opts": {"jobId": "mine"}}}, {"every": 5, "template": {"name": ""}},
+    {"every": 5, "start": "0001-01-01"}, {"every": 1e300}, {"pattern": "0 0 30 2 *"},
+    {"every": 5, "end": 0},
 ]  # fmt: skip
 
 
