@@ -27,7 +27,10 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_STEPS = 20_000
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
+# Files of the zone database that are not zones cron-parser's Intl knows ("right/" counts leap
+# seconds, which Intl and luxon never do).
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_NOT_ZONE_DIRS = ("right/", "posix/")
 
 
 class Clock:
@@ -71,7 +74,12 @@ def clock_for(tz: str | None) -> Clock:
     """The clock of IANA zone ``tz`` (None = UTC); InvalidOptionError for an unknown zone."""
     if tz is None:
         return UTC_CLOCK
-    if not isinstance(tz, str) or not _ZONE_NAME.fullmatch(tz) or tz in _NOT_ZONES:
+    if (
+        not isinstance(tz, str)
+        or not _ZONE_NAME.fullmatch(tz)
+        or tz in _NOT_ZONES
+        or tz.startswith(_NOT_ZONE_DIRS)
+    ):
         raise InvalidOptionError(
             f"time zone {tz!r} is not an IANA name like 'Europe/Paris' or 'UTC'"
         )

@@ -1,33 +1,41 @@
-"""Cron patterns of job schedulers, evaluated exactly as Node BullMQ evaluates them.
+"""Cron patterns of job schedulers, timed exactly as Node BullMQ times them.
 
 Node BullMQ computes a scheduler's next run with npm ``cron-parser`` (4.9.0 in BullMQ 5.62, 5.10.3
-in BullMQ 6.7), re-parsing the pattern from the previous run each time. A mixed fleet of Node and
-dockyard workers must agree on every next time, so this module reproduces cron-parser 4.9.0's
-results to the millisecond, DST quirks included; ``tests/cron/cron_table.json`` (made by
-``tests/cron/make_table.mjs`` from the real packages) is the judge.
+in BullMQ 6.7), re-parsing the pattern at the previous run each time. A mixed fleet of Node and
+dockyard workers must agree on every next time, so ``CronPattern.next_after`` reproduces
+cron-parser 4.9.0's answers to the millisecond, DST quirks included. ``tests/cron/cron_table.json``
+(made by ``tests/cron/make_table.mjs`` from the real packages) is the judge.
 
 Why not ``croniter``: its defaults read a sixth field as seconds *last*, fire twice at the autumn
 change and move a nonexistent spring time differently, and cron-parser's rules around DST depend
-on *how* its search reached the change (hour steps vs minute steps, whether the hour field lists
-every hour). Wrapping croniter would mean re-deciding every DST case around it, so this is a
-small engine of its own:
+on *how* its search reaches the change (hour steps vs minute steps, whether the hour field lists
+every hour). Fixing croniter up would mean re-deciding every DST case around it, so this is a
+small engine of its own (search in ``_cron_search``):
 
 * Days are found by calendar arithmetic; on a day without an offset change the time of day is
-  found directly in the sorted hour/minute/second lists.
-* On a day whose UTC offset changes, the search walks forward in the units cron-parser uses
-  (next hour, next minute, next second; local times resolved like luxon, which prefers the
-  current offset and moves a nonexistent local time forward by the gap), with its two rules when
-  the hour field is restricted (not all 24 hours): a jump of two wall-clock hours lets the landing
-  hour stand in for the skipped one (``30 2 * * *`` fires at 03:30 on the spring day), and coming
-  back to the start of the same hour skips the repeated hour (``30 1 * * *`` fires once in autumn).
+  looked up directly in the sorted hour/minute/second lists.
+* Over an offset change the search steps in the units cron-parser uses (next hour, minute or
+  second; local times resolved like luxon, which keeps the current offset when it can and moves a
+  nonexistent time forward by the gap), with cron-parser's two rules when the hour field does not
+  list all 24 hours: a jump of two wall-clock hours lets the landing hour stand in for the skipped
+  one (``30 2 * * *`` fires at 03:30 on the spring day), and coming back to the start of the same
+  hour skips the repeated hour (``30 1 * * *`` fires once in autumn; ``*/30 * * * *`` twice).
 
-Grammar: 5 fields, or 6 with seconds first; ``* , - / ?`` (``?`` in the day fields); ``JAN-DEC``
-and ``SUN-SAT`` (any case); 0 and 7 are Sunday; ``L`` (last day) in day-of-month, ``<weekday>L``
-(last such weekday) and ``<weekday>#<1-5>`` in day-of-week; ``@yearly @monthly @weekly @daily
-@hourly``. Day-of-month and day-of-week both restricted means either may match. Refused: what
-either cron-parser refuses (``H``, ``@annually``, ``@midnight``, duplicate values, a day the only
-month never has, ...), fewer than 5 fields, and the few patterns that cron-parser 4.9 and 5.10
-read differently (the error says how to write them unambiguously).
+cron-parser 5.10.3 (BullMQ 6) gives the same times everywhere the table looks except over the
+30-minute change of Australia/Lord_Howe and the 02:45 change of Pacific/Chatham (recorded under
+"differences" in the table); there dockyard follows 4.9.0, as BullMQ 5.62 does.
+
+Grammar: 5 fields, or 6 with seconds first; ``* , - / ?`` (``?`` in the day fields only);
+``JAN-DEC`` and ``SUN-SAT`` in any case; 0 and 7 are Sunday; ``L`` (last day) in day-of-month,
+``<weekday>L`` (last such weekday) and ``<weekday>#<1-5>`` in day-of-week; ``@yearly``,
+``@monthly``, ``@weekly``, ``@daily``, ``@hourly``. Day-of-month and day-of-week both restricted:
+either may match. Refused, with an error naming the field: what either cron-parser refuses (``H``,
+``@annually``, ``@midnight``, duplicate values, ``?`` outside the day fields, a day the only month
+never has, ...); fewer than 5 fields and forms cron-parser reads oddly (``1JAN`` = 11, ``*-5`` =
+``*``, ``5L`` as a day = ``L``); the patterns 4.9 and 5.10 time differently (a whole-month day list
+or an every-day weekday range beside a restricted other day field, ``#`` beside a restricted
+day-of-month, ``2-7/2`` weekdays); and patterns that never fire. ``tz`` None means UTC (Node uses
+its host's zone when a scheduler has no ``tz``).
 """
 
 from __future__ import annotations
@@ -265,6 +273,8 @@ def _parse_field(text: str, spec: _Field, raw: str) -> _Parsed:
         if item == "L" and spec.name == "day-of-month":
             last = True
             continue
+        if item == "L":
+            raise bad(_why_not_a_value(item, spec))
         if (
             spec.name == "day-of-week"
             and item.endswith("L")
@@ -278,7 +288,8 @@ def _parse_field(text: str, spec: _Field, raw: str) -> _Parsed:
     seen: set[int] = set()
     for v in listed:
         if v in seen:
-            raise bad(f"value {v} appears more than once")
+            sunday = " (0 and 7 are both Sunday)" if spec.name == "day-of-week" and v == 0 else ""
+            raise bad(f"value {v} appears more than once{sunday}")
         seen.add(v)
     if len(set(last_weekdays)) != len(last_weekdays):
         raise bad("a last-weekday item appears more than once")
@@ -328,18 +339,35 @@ def _parse_item(item: str, spec: _Field, bad: _BadFactory) -> list[int]:
 
 
 def _value(token: str, spec: _Field, bad: _BadFactory) -> int:
+    """One number (or month/weekday name) of a field, within the field's range."""
     if _NUMBER.fullmatch(token):
         value = int(token)
     elif spec.names is not None and _NAME.fullmatch(token) and token.lower() in spec.names:
         value = spec.names[token.lower()]
     else:
-        allowed = "a number" + (
-            " or a name like " + next(iter(spec.names)).upper() if spec.names else ""
-        )
-        raise bad(f"{token!r} is not {allowed}")
+        raise bad(_why_not_a_value(token, spec))
     if not spec.low <= value <= spec.high:
         raise bad(f"{value} is outside {spec.low}-{spec.high}")
     return value
+
+
+def _why_not_a_value(token: str, spec: _Field) -> str:
+    if not token:
+        return "a number is missing (around '-', ',', '/' or '#')"
+    if "H" in token:
+        return "'H' (hashed values) is not supported: cron-parser 4.9 (BullMQ 5) refuses it"
+    if "L" in token:
+        if spec.name == "day-of-month":
+            return "'L' (the last day) stands alone, with no number, range or step"
+        if spec.name == "day-of-week":
+            return "'L' follows one weekday, like 5L or FRIL (the last Friday)"
+        return "'L' is only allowed in the day-of-month and day-of-week fields"
+    if "*" in token or "?" in token:
+        return "'*' and '?' stand alone or take a step (*/15), never in a range or before '#'"
+    if spec.names is None:
+        return f"{token!r} is not a number"
+    example = next(iter(spec.names)).upper()
+    return f"{token!r} is not a number or a {spec.name.replace('day-of-', '')} name like {example}"
 
 
 def _parse_nth(raw: str, bad: _BadFactory) -> _Parsed:
