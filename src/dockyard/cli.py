@@ -23,6 +23,7 @@ from rich.table import Table
 
 from .backends import DEFAULT_URL
 from .backends.base import STATES
+from .cliflows import flow, schedule, schedules
 from .cliout import (
     EXIT_USAGE,
     UserError,
@@ -436,6 +437,10 @@ def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
                       allowed_hosts=list(allowed_hosts) or None)  # fmt: skip
     if code:
         sys.exit(code)
+
+
+for _command in (flow, schedule, schedules):  # in cliflows.py
+    main.add_command(_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -141,6 +141,7 @@ def create_app(
     other sites are refused (see guard.py).
     """
     from .api import router
+    from .flowapi import router as flow_router
     from .metrics import router as metrics_router
 
     if token is None:
@@ -167,6 +168,7 @@ def create_app(
     app.state.registry = registry
     app.state.max_body_bytes = max_body_bytes
     app.include_router(router, prefix="/api/v1")
+    app.include_router(flow_router, prefix="/api/v1")
     app.include_router(metrics_router)
     static = files("dockyard.web").joinpath("static")
     app.add_middleware(Guard, rules=Rules(token, hosts, max_body_bytes))

@@ -43,6 +43,15 @@ function when(seconds) {
   return seconds ? new Date(seconds * 1000).toLocaleString() : "";
 }
 
+// "in 5m" / "3h ago": how far an epoch time (seconds) is from now.
+function fromNow(seconds) {
+  const delta = Math.round(seconds - Date.now() / 1000);
+  const size = Math.abs(delta);
+  const text = size >= 86400 ? `${Math.floor(size / 86400)}d` : size >= 3600
+    ? `${Math.floor(size / 3600)}h` : size >= 60 ? `${Math.floor(size / 60)}m` : `${size}s`;
+  return delta >= 0 ? `in ${text}` : `${text} ago`;
+}
+
 async function loadQueues() {
   const { queues } = await call("/queues");
   const body = $("queues").tBodies[0];
@@ -78,7 +87,7 @@ function openQueue(name) {
   $("jobs-title").textContent = `Queue ${name}`;
   $("jobs-title").title = name;
   follow(name);
-  return loadJobs();
+  return Promise.all([loadJobs(), loadSchedulers()]);
 }
 
 function result(job) {
@@ -128,6 +137,113 @@ async function loadJobs() {
   $("pause-resume").textContent = mine && mine.paused ? "Resume queue" : "Pause queue";
 }
 
+async function loadSchedulers() {
+  const box = $("schedulers-box");
+  const queue = view.queue;
+  let list;
+  try {
+    ({ schedulers: list } = await call(`/queues/${encodeURIComponent(queue)}/schedulers`));
+  } catch (error) {
+    if (error.status === 501) { box.hidden = true; return; }  // a store without schedulers
+    throw error;
+  }
+  if (queue !== view.queue) return;
+  const body = $("schedulers").tBodies[0];
+  body.replaceChildren();
+  box.hidden = list.length === 0;
+  for (const s of list) {
+    const row = body.insertRow();
+    row.dataset.schedulerId = s.id;
+    cell(row, s.id, "name").title = s.id;
+    cell(row, s.pattern ? s.pattern + (s.tz ? ` (${s.tz})` : "") : `every ${s.every}s`);
+    cell(row, s.next_run ? `${when(s.next_run)} (${fromNow(s.next_run)})` : "none");
+    cell(row, String(s.iterations) + (s.limit ? ` of ${s.limit}` : ""), "num");
+    const button = document.createElement("button");
+    button.textContent = "Remove";
+    button.addEventListener("click", () => removeScheduler(queue, s.id));
+    row.insertCell().append(button);
+  }
+}
+
+function removeScheduler(queue, id) {
+  if (!confirm(`Remove job scheduler ${id} from queue ${queue}? Its next job goes too.`)) {
+    say("remove cancelled");
+    return;
+  }
+  act(`removed scheduler ${id}`, () => call(
+    `/queues/${encodeURIComponent(queue)}/schedulers/${encodeURIComponent(id)}`,
+    { method: "DELETE" }));
+}
+
+// A link that opens job `id` of `queue` (switching queues if need be).
+function jobLink(queue, id, text) {
+  const link = document.createElement("a");
+  link.href = "#";
+  link.textContent = text;
+  link.dataset.queue = queue;
+  link.dataset.jobId = id;
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    if (queue !== view.queue) await openQueue(queue);
+    await openJob(id, true);
+  });
+  return link;
+}
+
+function stateTag(state) {
+  const tag = document.createElement("span");
+  tag.className = `state ${state}`;
+  tag.textContent = state;
+  return tag;
+}
+
+function flowItem(node, current = false) {
+  const item = document.createElement("li");
+  item.dataset.jobId = node.id;
+  item.dataset.state = node.state;
+  const text = `${node.name} (${node.queue}:${node.id})`;
+  const label = current ? document.createElement("span") : jobLink(node.queue, node.id, text);
+  label.textContent = text;
+  if (current) label.className = "current";
+  item.append(label, stateTag(node.state));
+  if (node.children.length) {
+    const list = document.createElement("ul");
+    for (const child of node.children) list.append(flowItem(child));
+    item.append(list);
+  }
+  return item;
+}
+
+// The job's flow: its parent (if any) and the tree of its children, with their states.
+async function loadFlow(queue, id) {
+  const box = $("job-flow-box");
+  let root;
+  try {
+    root = await call(
+      `/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}/flow?depth=5`);
+  } catch (error) {
+    box.hidden = true;  // a store without flows (501), or the job is gone
+    return;
+  }
+  if (view.job !== id || view.queue !== queue) return;
+  if (!root.parent && root.children.length === 0) { box.hidden = true; return; }
+  const parent = $("job-parent");
+  parent.replaceChildren();
+  parent.hidden = !root.parent;
+  if (root.parent) {
+    const { queue: pq, id: pid } = root.parent;
+    parent.append("Parent: ", jobLink(pq, pid, `${pq}:${pid}`));
+    try {
+      const job = await call(`/queues/${encodeURIComponent(pq)}/jobs/${encodeURIComponent(pid)}`);
+      parent.append(` ${job.name}`, stateTag(job.state));
+    } catch (error) {
+      parent.append(stateTag(error.status === 404 ? "gone" : "unavailable"));
+    }
+  }
+  $("job-flow").replaceChildren(flowItem(root, true));
+  box.hidden = false;
+}
+
 function closeJob() {
   view.job = null;
   $("job-panel").hidden = true;
@@ -160,6 +276,7 @@ async function openJob(id, scroll = false) {
   $("job-logs").textContent = (job.logs || []).join("\n");
   $("job-retry").disabled = !["failed", "completed"].includes(job.state);
   $("job-promote").disabled = job.state !== "delayed";
+  await loadFlow(view.queue, id);
   if (scroll) $("job-panel").scrollIntoView({ block: "start" });
 }
 
@@ -194,7 +311,7 @@ function follow(name) {
 async function refresh() {
   try {
     await loadQueues();
-    if (view.queue) await loadJobs();
+    if (view.queue) await Promise.all([loadJobs(), loadSchedulers()]);
     if (view.job) await openJob(view.job);
   } catch (error) {
     say(error.message, true);
