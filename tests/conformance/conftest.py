@@ -42,16 +42,10 @@ def flow_backend_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-#: Stores that implement job schedulers (SchedulerStore). sqlite and memory join when their
-#: SchedulerStore lands (built in parallel); the scheduler tests use the public API only.
-SCHEDULER_BACKENDS = ["redis"]
-
-
-@pytest.fixture(params=SCHEDULER_BACKENDS)
-def scheduler_backend_url(request: pytest.FixtureRequest) -> str:
-    """An empty store of each kind that supports job schedulers."""
-    url: str = request.getfixturevalue("redis_url")
-    return url
+@pytest.fixture
+def scheduler_backend_url(backend_url: str) -> str:
+    """An empty store of each kind (every store keeps job schedulers)."""
+    return backend_url
 
 
 @pytest.fixture
