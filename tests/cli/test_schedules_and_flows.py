@@ -151,13 +151,14 @@ def test_schedule_start_takes_an_iso_date_time(redis_url: str) -> None:
     assert entry["start"] == start and entry["next_run"] >= start
 
 
-def test_schedules_on_a_store_without_them_says_so(tmp_path: Path) -> None:
+def test_schedules_work_on_the_embedded_store_too(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/s.db"
-    for args in (("schedules", "mail"), ("schedule", "add", "mail", "s", "--every", "5"),
-                 ("schedule", "remove", "mail", "s")):  # fmt: skip
-        shown = dockyard(*args, "--url", url)
-        assert shown.returncode == 1, (args, shown.stderr)
-        assert "job schedulers are not available on the 'sqlite' store" in shown.stderr
+    added = dockyard("schedule", "add", "mail", "tick", "--every", "5", "--url", url, "--json")
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(dockyard("schedules", "mail", "--url", url, "--json").stdout)
+    assert [entry["id"] for entry in listed] == ["tick"]
+    assert dockyard("schedule", "remove", "mail", "tick", "--url", url).returncode == 0
+    assert json.loads(dockyard("schedules", "mail", "--url", url, "--json").stdout) == []
 
 
 def test_schedules_of_an_unreachable_store_exit_3() -> None:

@@ -20,14 +20,13 @@ from .test_api import client
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def site(redis_url: str) -> Iterator[Served]:
-    yield from serve(redis_url)
-
-
-@pytest.fixture
-def sqlite_site(tmp_path: Path) -> Iterator[Served]:
-    yield from serve(f"sqlite:///{tmp_path}/flows.db")
+@pytest.fixture(params=["redis", "sqlite"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """The server on Redis, then on SQLite: both keep flows and schedulers alike."""
+    if request.param == "redis":
+        yield from serve(request.getfixturevalue("redis_url"))
+    else:
+        yield from serve(f"sqlite:///{tmp_path}/flows.db")
 
 
 def test_the_flow_route_answers_the_tree_with_states(site: Served) -> None:
@@ -57,22 +56,6 @@ def test_the_flow_route_refuses_bad_input_with_a_detail(site: Served) -> None:
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
         reserved = http.get("/queues/renders/jobs/meta/flow")
         assert reserved.status_code == 422 and "queue's keys" in reserved.json()["detail"]
-
-
-def test_stores_without_flows_or_schedulers_answer_501(sqlite_site: Served) -> None:
-    """SQLite keeps no flows and no schedulers yet: 501 with a detail, never a 500."""
-    with client(sqlite_site) as http:
-        job_id = http.post("/queues/q/jobs", json={"name": "x"}).json()["id"]
-        for method, path, body in (
-            ("GET", f"/queues/q/jobs/{job_id}/flow", None),
-            ("GET", "/queues/q/schedulers", None),
-            ("GET", "/queues/q/schedulers/s", None),
-            ("PUT", "/queues/q/schedulers/s", {"every": 5}),
-            ("DELETE", "/queues/q/schedulers/s", None),
-        ):
-            r = http.request(method, path, json=body)
-            assert r.status_code == 501, (method, path, r.text)
-            assert "not available on the" in r.json()["detail"] and "sqlite" in r.json()["detail"]
 
 
 def test_put_get_list_and_delete_schedulers(site: Served) -> None:
