@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotSupportedError
+from . import flows
 from .store import QueueStore
 
 _PREV = {"wait": "waiting"}
@@ -144,6 +145,7 @@ def obliterate(s: QueueStore, force: bool) -> int:
     ).fetchone()
     if active is not None and not force:
         return -2
+    flows.obliterating(s)
     for table in ("jobs", "logs", "events", "dedup"):
         s.conn.execute(f"DELETE FROM {table} WHERE qid = ?", (s.qid,))
     s.conn.execute(
