@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..metrics import Metrics
+from . import flows
 from .clock import Clock
 from .state import MAX_EVENTS, QueueState, Rec
 from .structures import ZSet
@@ -25,6 +26,7 @@ def _set_of(q: QueueState, where: str) -> ZSet | None:
         "prioritized": q.prioritized,
         "completed": q.completed,
         "failed": q.failed,
+        "waiting-children": q.waiting_children,
     }.get(where)
 
 
@@ -200,6 +202,7 @@ def obliterate(q: QueueState, force: bool) -> int:
         return -1
     if q.active and not force:
         return -2
+    flows.obliterating(q)
     q.jobs.clear()
     q.wait.clear()
     q.paused_list.clear()

@@ -212,12 +212,9 @@ def _insert_parent(q: QueueStore, node: FlowNode, job_id: str, now: int) -> None
     q.emit(now, "waiting-children", {"jobId": job_id})
 
 
-def _attach(
-    q: QueueStore, job_id: str, pq: QueueStore, parent_id: str, node: FlowNode
-) -> None:
+def _attach(q: QueueStore, job_id: str, pq: QueueStore, parent_id: str, node: FlowNode) -> None:
     q.conn.execute(
-        "UPDATE jobs SET parent_qid = ?, parent_id = ?, parent_policy = ? WHERE qid = ? AND "
-        "id = ?",
+        "UPDATE jobs SET parent_qid = ?, parent_id = ?, parent_policy = ? WHERE qid = ? AND id = ?",
         (pq.qid, parent_id, node.on_failure, q.qid, job_id),
     )
     row = q.conn.execute(
@@ -264,9 +261,7 @@ def add_flow(s: QueueStore, nodes: Sequence[FlowNode], now: int) -> list[str]:
     return ids
 
 
-def _duplicate(
-    q: QueueStore, job_id: str, pq: QueueStore | None, node: FlowNode, now: int
-) -> None:
+def _duplicate(q: QueueStore, job_id: str, pq: QueueStore | None, node: FlowNode, now: int) -> None:
     """A node whose id exists: re-attached when it has no live parent or the same one."""
     q.next_counter()
     if pq is not None:
