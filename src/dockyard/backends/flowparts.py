@@ -1,14 +1,9 @@
-"""What the embedded stores (SQLite, memory) share about flows: child keys and the
-errors of a refused completion, worded as on Redis so every store answers alike."""
+"""What the embedded stores (SQLite, memory) share about flows: the errors of a refused
+transition, worded as on Redis so every store answers alike."""
 
 from __future__ import annotations
 
 from ..errors import DockyardError, PendingChildrenError, ScriptCode, error_for_code
-
-
-def job_key(prefix: str, queue: str, job_id: str) -> str:
-    """A job's full key ``<prefix>:<queue>:<id>``: how a parent names its children."""
-    return f"{prefix}:{queue}:{job_id}"
 
 
 def refusal(code: int, job_id: str, operation: str, pending: int) -> DockyardError:

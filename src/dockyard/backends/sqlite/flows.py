@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidOptionError
-from ..flowparts import job_key, refusal
+from ..flowparts import refusal
 from ..flowstore import FlowNode
 
 if TYPE_CHECKING:
@@ -378,5 +378,3 @@ class SqliteFlows:
             counts[names[state]] += 1
         return counts
 
-
-__all__ = ["SqliteFlows", "job_key"]
