@@ -23,6 +23,7 @@ from .errors import (
     WaitingChildrenError,
 )
 from .events import QueueEvent, QueueEvents
+from .flow import FlowProducer, JobNode
 from .job import Job
 from .options import JobOptions, KeepJobs
 from .queue import Queue
@@ -39,11 +40,13 @@ __all__ = [
     "DelayedError",
     "DockyardError",
     "FailedChildrenError",
+    "FlowProducer",
     "InvalidJobError",
     "InvalidOptionError",
     "Job",
     "JobFailed",
     "JobLockedError",
+    "JobNode",
     "JobNotFoundError",
     "JobOptions",
     "JobStateError",

@@ -23,7 +23,13 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from .backends import display_url, resolve_url
-from .errors import BackendUnavailableError, DockyardError, InvalidJobError, InvalidOptionError
+from .errors import (
+    BackendRefusedError,
+    BackendUnavailableError,
+    DockyardError,
+    InvalidJobError,
+    InvalidOptionError,
+)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 T = TypeVar("T")
@@ -117,6 +123,8 @@ def failure(exc: BaseException, url: str | None) -> UserError | None:
     """The one-line error for ``exc``, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, BackendUnavailableError):
         return UserError(unreachable_message(exc, url), EXIT_UNREACHABLE)
+    if isinstance(exc, BackendRefusedError):  # wrong password, bad database: the store is
+        return UserError(str(exc), EXIT_UNREACHABLE)  # there but cannot be used
     if isinstance(exc, (InvalidOptionError, InvalidJobError)):
         return UserError(str(exc), EXIT_USAGE)
     if isinstance(exc, DockyardError):

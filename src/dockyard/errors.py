@@ -158,6 +158,8 @@ def error_for_code(code: int, job_id: str, operation: str) -> DockyardError:
             f"{operation}: job {job_id} is not {needed}; read its state with get_state()"
         )
     if kind is ScriptCode.PENDING_DEPENDENCIES:
+        if operation == "remove":
+            return pending_children_error(job_id)
         return PendingChildrenError(f"{operation}: job {job_id} still has pending children")
     if kind is ScriptCode.PARENT_MISSING:
         return JobNotFoundError(f"{operation}: the parent of job {job_id} does not exist")
@@ -181,6 +183,14 @@ class PendingChildrenError(JobStateError):
 class FailedChildrenError(JobStateError):
     """A child of the job failed with fail_parent_on_failure, so the job cannot complete;
     it can only fail (a worker fails it with no further attempts)."""
+
+
+def pending_children_error(job_id: str) -> PendingChildrenError:
+    """The refusal to remove a parent whose children are pending."""
+    return PendingChildrenError(
+        f"remove: job {job_id} is a parent with children still pending, which would run "
+        "for a parent that is gone; remove the children first (or let them finish)"
+    )
 
 
 class WaitingChildrenError(Exception):

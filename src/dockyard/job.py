@@ -180,6 +180,7 @@ class Job:
         "processed_on",
         "progress",
         "queue_name",
+        "repeat_job_key",
         "return_value",
         "stacktrace",
         "stalled_counter",
@@ -211,6 +212,7 @@ class Job:
         deferred_failure: str | None = None,
         token: str | None = None,
         backend: Backend | None = None,
+        repeat_job_key: str | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -234,6 +236,8 @@ class Job:
         self.token = token
         self._backend = backend
         self._store_error: BaseException | None = None
+        #: The id of the job scheduler (BullMQ ``rjk``) this job is an iteration of, if any.
+        self.repeat_job_key = repeat_job_key
 
     def __repr__(self) -> str:
         return f"<Job {self.queue_name}:{self.id} {self.name!r} attempts_made={self.attempts_made}>"
@@ -290,6 +294,8 @@ class Job:
         job.token = token
         job._backend = backend
         job._store_error = None
+        rjk = get(b"rjk")
+        job.repeat_job_key = rjk.decode() if rjk is not None else None
         return job
 
     def to_redis(self) -> dict[str, str]:
@@ -395,7 +401,8 @@ class Job:
         self.delay = 0.0
 
     async def remove(self) -> None:
-        """Delete the job and its logs; refused with JobLockedError while a worker runs it."""
+        """Delete the job and its logs; refused with JobLockedError while a worker runs it,
+        and with PendingChildrenError while it has children pending."""
         code = await self._need_backend().remove(self.id)
         if code == 0:
             raise JobLockedError(
@@ -505,6 +512,12 @@ class Job:
         return await flows.move_to_waiting_children(
             self.id, token, child_key, int(time.time() * 1000)
         )
+
+    async def remove_child_dependency(self) -> bool:
+        """Detach this job from its parent, which no longer waits for it: True if it was
+        pending (a parent left with nothing pending goes to wait), False if it had no
+        parent or was no longer pending (nothing changes then)."""
+        return await self._flows("remove_child_dependency").remove_child_dependency(self.id)
 
     async def get_children_values(self) -> dict[str, Any]:
         """``{child key: return value}`` of this job's children that completed."""

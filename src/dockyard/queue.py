@@ -18,6 +18,8 @@ from .errors import (
     JobLockedError,
     JobNotFoundError,
     JobStateError,
+    ScriptCode,
+    pending_children_error,
 )
 from .job import Job, dump_json
 from .options import JobOptions, build_options, check_job_ref, check_text
@@ -339,13 +341,16 @@ class Queue:
 
     async def remove(self, job_id: str) -> bool:
         """Delete a job and its logs; False if there was none. Refused with JobLockedError
-        while a worker runs it."""
+        while a worker runs it, and with PendingChildrenError while it is a parent with
+        children pending (remove them first, or let them finish)."""
         code = await self.backend.remove(check_job_ref(job_id))
         if code == 0:
             raise JobLockedError(
                 f"job {job_id} is being processed (a worker holds its lock); remove it after "
                 "it finishes"
             )
+        if code == ScriptCode.PENDING_DEPENDENCIES:
+            raise pending_children_error(job_id)
         return code == 1
 
     async def retry_job(self, job_id: str, *, reset_attempts: bool = False) -> None:

@@ -24,3 +24,25 @@ async def add_with_pybullmq(
         return ids
     finally:
         await producer.close()
+
+
+async def add_flow_with_pybullmq(
+    redis_url: str, tree: dict[str, Any], prefix: str = "bull"
+) -> dict[str, Any]:
+    """Add `tree` ({"name", "queueName", "data", "opts", "children"}) with the package's
+    FlowProducer; the ids it chose, as {"id", "children": [...]}."""
+    from bullmq import FlowProducer
+
+    producer = FlowProducer({"connection": redis_url, "prefix": prefix})
+    try:
+        added = await producer.add(tree)
+    finally:
+        await producer.close()
+    assert added is not None
+
+    def describe(node: dict[str, Any]) -> dict[str, Any]:
+        job = node["job"]
+        kids = [describe(child) for child in node.get("children") or []]
+        return {"id": str(job.id), "children": kids}
+
+    return describe(added)

@@ -37,7 +37,8 @@ def test_the_api_reads_and_retries_jobs_added_and_failed_by_node(
             assert failed["jobs"][0]["failed_reason"] == "nope"
             ok = http.get(f"/queues/{queue_name}/jobs/{ids[0]}").json()
             assert ok["state"] == "completed" and ok["return_value"] == {"ok": True, "i": 0}
-            assert http.post(f"/queues/{queue_name}/jobs/{ids[2]}/retry").status_code == 200
+            retry = f"/queues/{queue_name}/jobs/{ids[2]}/retry"
+            assert http.post(retry, headers={"X-Dockyard": "1"}).status_code == 200
         node("work.mjs", node_args(bullmq, redis_url, queue_name, until=1)).wait()
         with httpx.Client(base_url=served.base + "/api/v1", timeout=10) as http:
             assert http.get(f"/queues/{queue_name}/jobs/{ids[2]}").json()["state"] == "completed"

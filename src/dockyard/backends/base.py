@@ -169,7 +169,8 @@ class Backend(Protocol):
     async def remove(self, job_id: str) -> int:
         """Delete a job and its logs, wherever it is; emits ``removed``.
 
-        Returns 1 removed, 0 refused because a worker holds its lock, -1 no such job."""
+        Returns 1 removed, 0 refused because a worker holds its lock, -1 no such job,
+        -4 refused because it is a parent with children pending."""
 
     async def reprocess(self, job_id: str, state: str, lifo: bool, reset_attempts: bool) -> int:
         """Move a ``completed`` or ``failed`` job back to wait; 1, or -1 missing, -3 not there."""

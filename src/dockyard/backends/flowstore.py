@@ -50,6 +50,12 @@ class FlowStore(Protocol):
         """True: the active job now waits for its pending children (or ``child_key``);
         False: nothing is pending, the job stays active and locked."""
 
+    async def remove_child_dependency(self, job_id: str) -> bool:
+        """Detach the job from its parent (BullMQ's removeChildDependency): True if it was
+        a pending dependency (a parent left with none goes to the end of wait, its delay
+        and priority not applied), False if it had no parent or was not pending (nothing
+        changes then). JobNotFoundError when the job or its parent does not exist."""
+
     async def children_values(self, job_id: str) -> dict[str, Any]:
         """``{child key: return value}`` of the children that completed."""
 

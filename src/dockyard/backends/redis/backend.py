@@ -17,6 +17,7 @@ from .admin import RedisAdmin
 from .connection import ConnectionLost, RedisAddress, RedisClient, checked
 from .flows import RedisFlows
 from .keys import QueueKeys, validate_queue_name
+from .schedulers import advance_fetched
 from .scripts import QueueScripts
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
@@ -213,7 +214,7 @@ class RedisBackend(RedisAdmin):
                 lease.limit_ms,
             ),
         )
-        return self._fetched(reply, lease.token)
+        return await advance_fetched(self.scripts, self._fetched(reply, lease.token))
 
     def worker_client_name(self, worker_name: str | None) -> str:
         """Node's name for a worker's blocking connection: ``P:<base64(N)>[:w:<name>]``."""
@@ -292,7 +293,9 @@ class RedisBackend(RedisAdmin):
             )
             if isinstance(reply, int):
                 raise await self.flows.finish_error(reply, result.job_id, f"move to {outcome}")
-            return self._fetched(reply, lease.token) if lease else None
+            if lease is None:
+                return None
+            return await advance_fetched(self.scripts, self._fetched(reply, lease.token))
         if outcome in ("retry", "release"):
             release = outcome == "release"
             code = await self._call(

@@ -10,15 +10,21 @@ done by the finishing script itself (lua/lib.lua, "Flows").
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import (
     BackendUnavailableError,
     DockyardError,
+    InvalidJobError,
+    InvalidOptionError,
+    JobNotFoundError,
     PendingChildrenError,
     ScriptCode,
     error_for_code,
 )
+from ..flowstore import FlowNode, FlowStore
 from .connection import ConnectionLost, RedisClient, ReplyError
 from .keys import QueueKeys
 from .scripts import load_scripts
@@ -46,7 +52,10 @@ class RedisFlows:
     def __init__(self, client: RedisClient, keys: QueueKeys) -> None:
         self._client = client
         self._keys = keys
-        self._move = load_scripts()["moveToWaitingChildren"]
+        scripts = load_scripts()
+        self._move = scripts["moveToWaitingChildren"]
+        self._add_flow = scripts["addFlow"]
+        self._detach = scripts["removeChildDependency"]
 
     async def _many(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Several reads in one round trip; a lost connection is BackendUnavailableError."""
@@ -66,6 +75,84 @@ class RedisFlows:
     def job_key(self, job_id: str) -> str:
         """The full key children use to name this queue's job ``job_id``."""
         return self._keys.job(job_id)
+
+    def _flow_args(self, nodes: Sequence[FlowNode], now: int) -> list[Any]:
+        """addFlow's ARGV: the prefix, now, then 14 fields per node."""
+        prefix = self._keys.prefix
+        args: list[Any] = [prefix, now]
+        for node in nodes:
+            job = node.job
+            if job.job_id is None:
+                raise InvalidJobError(f"a flow node in queue {node.queue!r} has no job id")
+            if job.dedup is not None:
+                raise InvalidOptionError("deduplication is not available for jobs of a flow")
+            parent: tuple[str, ...] = ("", "", "", "")
+            if node.parent_id is not None:
+                queue_key = f"{prefix}:{node.parent_queue}"
+                info: dict[str, Any] = {"id": node.parent_id, "queueKey": queue_key}
+                if node.on_failure is not None:
+                    info[node.on_failure] = True  # the flag only when set, as BullMQ
+                text = json.dumps(info, separators=(",", ":"), ensure_ascii=False)
+                parent = (f"{queue_key}:{node.parent_id}", queue_key, node.parent_id, text)
+            args += (
+                node.queue,
+                job.job_id,
+                job.name,
+                job.data,
+                job.opts,
+                job.timestamp,
+                job.delay,
+                job.priority,
+                b"1" if job.lifo else b"0",
+                b"1" if node.has_children else b"0",
+                *parent,
+            )
+        return args
+
+    async def add_flow(self, nodes: Sequence[FlowNode]) -> list[str]:
+        """Store a whole tree at once (one script: all checks before any write); the ids
+        in ``nodes`` order. A missing parent (JobNotFoundError) or an id that is another
+        parent's child (InvalidJobError) refuses the whole flow."""
+        if not nodes:
+            return []
+        args = self._flow_args(nodes, int(time.time() * 1000))
+        try:
+            reply = await self._add_flow.run(self._client, (), args)
+        except ConnectionLost as exc:
+            raise BackendUnavailableError(
+                f"add flow: the connection to Redis was lost before the reply ({exc}); the "
+                "flow may or may not have been added"
+            ) from None
+        code = int(reply[0])
+        if code == ScriptCode.PARENT_MISSING:
+            node = nodes[int(reply[1])]
+            raise JobNotFoundError(
+                f"add flow: the parent {node.parent_id} (queue {node.parent_queue!r}) of job "
+                f"{node.job.job_id} does not exist; nothing was added"
+            )
+        if code == ScriptCode.OTHER_PARENT:
+            node = nodes[int(reply[1])]
+            raise InvalidJobError(
+                f"add flow: job {node.job.job_id} already exists in queue {node.queue!r} as "
+                "the child of another parent; nothing was added (give it another job_id)"
+            )
+        if code < 0:
+            raise error_for_code(code, str(nodes[0].job.job_id), "add flow")
+        return [str(node.job.job_id) for node in nodes]
+
+    async def remove_child_dependency(self, job_id: str) -> bool:
+        """Detach the job from its parent: True if it was a pending dependency (a parent
+        left with none goes to wait), False if it had no parent or was not pending."""
+        try:
+            code = await self._detach.run(self._client, (self._keys.job(job_id),), ())
+        except ConnectionLost as exc:
+            raise BackendUnavailableError(
+                f"remove_child_dependency: the connection to Redis was lost before the reply "
+                f"({exc}); the job may or may not have been detached"
+            ) from None
+        if code < 0:
+            raise error_for_code(code, job_id, "remove_child_dependency")
+        return bool(code == 0)
 
     async def move_to_waiting_children(
         self, job_id: str, token: str, child_key: str | None, now: int
@@ -148,3 +235,8 @@ class RedisFlows:
             "ignored": ignored,
             "failed": failed,
         }
+
+
+def _is_a_flow_store(flows: RedisFlows) -> FlowStore:
+    """Static check (mypy): RedisFlows satisfies the FlowStore protocol."""
+    return flows

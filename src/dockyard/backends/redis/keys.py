@@ -18,6 +18,13 @@ def validate_queue_name(name: object, prefix: object) -> None:
     ``.``)."""
     if not isinstance(name, str) or not name:
         raise InvalidOptionError(f"a queue name must be a non-empty string, got {name!r}")
+    if not isinstance(prefix, str) or not prefix:
+        raise InvalidOptionError(f"prefix must be a non-empty string, got {prefix!r}")
+    for text, what in ((name, "the queue name"), (prefix, "the prefix")):
+        try:
+            check_text(text, what)
+        except ValueError as exc:  # the same rule, but an option's error
+            raise InvalidOptionError(str(exc)) from None
     if ":" in name:
         raise InvalidOptionError(
             f"queue name {name!r} contains ':', which BullMQ uses as the key separator; "
@@ -30,13 +37,6 @@ def validate_queue_name(name: object, prefix: object) -> None:
             f"queue name {name!r} {what}; use letters, digits and -_.{{}}@+=~!$&'(),; "
             "(not starting with '.')"
         )
-    if not isinstance(prefix, str) or not prefix:
-        raise InvalidOptionError(f"prefix must be a non-empty string, got {prefix!r}")
-    for text, what in ((name, "the queue name"), (prefix, "the prefix")):
-        try:
-            check_text(text, what)
-        except ValueError as exc:  # the same rule, but an option's error
-            raise InvalidOptionError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,3 +376,27 @@ class QueueScripts:
         """pause: pause or resume the queue."""
         args = ("paused" if pause else "resumed",)
         await self._pause.run(self._client, self._pause_keys, args)
+
+    async def advance_job_scheduler(
+        self, scheduler_id: str, job_id: str, now: int, iteration: int, next_ms: int | None
+    ) -> bytes | int:
+        """advanceJobScheduler: the next iteration's id, or a code saying why none was made."""
+        keys = (
+            *(
+                self._prefix + s
+                for s in ("repeat", "delayed", "wait", "paused", "meta", "prioritized")
+            ),
+            *(self._prefix + s for s in ("marker", "id", "events", "pc", "active")),
+            self._prefix + job_id,
+        )
+        args = (
+            self._prefix,
+            scheduler_id,
+            job_id,
+            now,
+            iteration,
+            "" if next_ms is None else next_ms,
+        )
+        script = load_scripts()["advanceJobScheduler"]
+        reply: bytes | int = await script.run(self._client, keys, args)
+        return reply

@@ -8,12 +8,17 @@
   ARGV[1] job key prefix "<P>:<N>:"
   ARGV[2] job id
 
-  Returns 1 removed, 0 the job is locked (left alone), -1 job missing.
+  A parent with pending children is refused (-4): they would run for a parent that is
+  gone. Remove (or finish) the children first; a removed child leaves its parent's
+  dependencies (lib.lua deleteJobKeys).
+
+  Returns 1 removed, 0 the job is locked (left alone), -1 job missing, -4 pending children.
 ]]
 local prefix, jobId = ARGV[1], ARGV[2]
 local jobKey = prefix .. jobId
 if rcall("EXISTS", jobKey) == 0 then return -1 end
 if rcall("EXISTS", jobKey .. ":lock") == 1 then return 0 end
+if rcall("SCARD", jobKey .. ":dependencies") > 0 then return -4 end
 local prev = "unknown"
 local lists = {{KEYS[1], "waiting"}, {KEYS[2], "paused"}, {KEYS[3], "active"}}
 for _, entry in ipairs(lists) do
