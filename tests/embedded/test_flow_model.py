@@ -1,6 +1,6 @@
 """Random flows against a model of BullMQ's parent bookkeeping (bullmq-flows-schedulers.md
 A.4-A.6): a parent with children in two queues, each child completed, failed for good
-under its policy, or removed, in any order; after every step the parent's state, deferred
+under its policy, removed or detached, in any order; after every step the parent's state, deferred
 failure and four kinds of children must be what the model says, on both embedded stores."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ POLICIES: list[FailurePolicy | None] = [None, "fpof", "cpof", "idof", "rdof"]
 CHILD = st.tuples(
     st.sampled_from(["ca", "cb"]),
     st.sampled_from(POLICIES),
-    st.sampled_from(["complete", "fail", "remove"]),
+    st.sampled_from(["complete", "fail", "remove", "detach"]),
 )
 PARENT = st.sampled_from([{}, {"priority": 2}, {"delay": 3600}])
 
@@ -64,7 +64,7 @@ class Model:
         if outcome == "complete":
             self.processed[key] = key
             self.release_if_ready()
-        elif outcome == "remove":
+        elif outcome in ("remove", "detach"):
             if not self.pending and self.state == "waiting-children":
                 self.release(by_removal=True)
         elif policy == "fpof":
@@ -113,6 +113,11 @@ async def _play(
             key, backend = f"bull:{queue}:c{i}", queues[queue].backend
             if outcome == "remove":
                 assert await backend.remove(f"c{i}") == 1
+            elif outcome == "detach":  # removeChildDependency: the child stays, unattached
+                assert await backend.flows.remove_child_dependency(f"c{i}") is True
+                assert await backend.flows.remove_child_dependency(f"c{i}") is False
+                assert await backend.get_state(f"c{i}") == "waiting"
+                assert await backend.remove(f"c{i}") == 1  # no parent to tell any more
             else:
                 fetched = await backend.fetch(Lease(f"t{i}", 60_000, None), 1)
                 assert [j.id for j in fetched.jobs] == [f"c{i}"]

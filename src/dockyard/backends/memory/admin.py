@@ -52,12 +52,14 @@ def _ready_list(q: QueueState) -> deque[str]:
 
 
 def remove(q: QueueState, job_id: str, now: int) -> int:
-    """removeJob: 1 removed, 0 locked, -1 missing."""
+    """removeJob: 1 removed, 0 locked, -1 missing, -4 a parent with children pending."""
     rec = q.jobs.get(job_id)
     if rec is None:
         return -1
     if q.lock_valid(job_id, now):
         return 0
+    if flows.pending_count(q, job_id) > 0:
+        return -4
     q.locks.pop(job_id, None)
     prev = _unlink(q, rec)
     q.release_dedup(rec, untimed_only=False)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidOptionError
-from ..flowparts import refusal
+from ..flowparts import flow_refused, refusal
 from ..flowstore import FlowNode
 from .structures import ZSet
 
@@ -165,6 +165,27 @@ def child_deleted(q: QueueState, rec: Rec) -> None:
         pq.wake_workers()
 
 
+def remove_child_dependency(q: QueueState, job_id: str) -> int:
+    """removeChildDependency: 0 detached (a parent left with none pending goes to wait),
+    1 no parent or not a pending dependency (nothing changes), -1 no job, -5 no parent."""
+    rec = q.jobs.get(job_id)
+    if rec is None:
+        return -1
+    if rec.parent is None:
+        return 1
+    found = _parent_queue(q, rec)
+    if found is None or found[1] not in found[0].jobs:
+        return -5
+    pq, parent_id = found
+    deps = pq.deps.get(parent_id)
+    if deps is None or q.key_prefix + rec.id not in deps.pending:
+        return 1
+    child_deleted(q, rec)
+    rec.parent = None
+    rec.policy = None
+    return 0
+
+
 def obliterating(q: QueueState) -> None:
     """Before a queue's jobs are all dropped: its children of other queues' parents are no
     longer dependencies, and its parents keep no children records."""
@@ -189,7 +210,7 @@ def _check(queues: Queues, prefix: str, nodes: Sequence[FlowNode]) -> None:
             parent = (prefix, node.parent_queue or node.queue, node.parent_id)
             pq = queues.get(parent[:2])
             if parent[1:] not in planned and (pq is None or node.parent_id not in pq.jobs):
-                raise refusal(-5, node.job.job_id or "(new)", "add flow", 0)
+                raise flow_refused(-5, node)
         job_id = node.job.job_id
         if not job_id:
             continue
@@ -200,7 +221,7 @@ def _check(queues: Queues, prefix: str, nodes: Sequence[FlowNode]) -> None:
             continue
         old = queues.get(rec.parent[:2])
         if old is not None and rec.parent[2] in old.jobs:
-            raise refusal(-7, job_id, "add flow", 0)
+            raise flow_refused(-7, node)
 
 
 def _insert_parent(q: QueueState, node: FlowNode, now: int, manual: bool) -> str:
@@ -329,6 +350,18 @@ class MemoryFlows:
         await asyncio.sleep(0)
         if code < 0:
             raise refusal(code, job_id, "move to waiting-children", 0)
+        return code == 0
+
+    async def remove_child_dependency(self, job_id: str) -> bool:
+        """Detach the job from its parent: True if it was a pending dependency (a parent
+        left with none goes to wait), False if it had no parent or was not pending."""
+        b = self._backend
+        b._check_open()
+        with b._lock:
+            code = remove_child_dependency(b._q, job_id)
+        await asyncio.sleep(0)
+        if code < 0:
+            raise refusal(code, job_id, "remove_child_dependency", 0)
         return code == 0
 
     async def _read(self, job_id: str) -> Read:

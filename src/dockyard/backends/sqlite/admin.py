@@ -27,6 +27,8 @@ def remove(s: QueueStore, job_id: str, now: int) -> int:
         return -1
     if row[1] is not None and row[1] > now:
         return 0
+    if flows.pending_count(s, job_id) > 0:
+        return -4  # a parent with pending children: they would run for a parent gone
     s.release_dedup([job_id], untimed_only=False)
     s.delete([job_id])
     s.emit(now, "removed", {"jobId": job_id, "prev": _PREV.get(row[0], row[0])})

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidOptionError
-from ..flowparts import refusal
+from ..flowparts import flow_refused, refusal
 from ..flowstore import FlowNode
 
 if TYPE_CHECKING:
@@ -176,6 +176,34 @@ def children_deleted(s: QueueStore, children: Sequence[tuple[str, int, str]]) ->
         pq.emit(now, "waiting", {"jobId": parent_id, "prev": "waiting-children"})
 
 
+def remove_child_dependency(s: QueueStore, job_id: str) -> int:
+    """removeChildDependency: 0 detached (a parent left with none pending goes to wait),
+    1 no parent or not a pending dependency (nothing changes), -1 no job, -5 no parent."""
+    row = s.conn.execute(
+        "SELECT parent_qid, parent_id FROM jobs WHERE qid = ? AND id = ?", (s.qid, job_id)
+    ).fetchone()
+    if row is None:
+        return -1
+    parent_qid, parent_id = row
+    if parent_id is None:
+        return 1
+    if peer(s, parent_qid).job_state(parent_id) is None:
+        return -5
+    found = s.conn.execute(
+        f"SELECT 1 {_DEPS} AND child_key = ? AND state = 'pending'",
+        (parent_qid, parent_id, s.key_prefix + job_id),
+    ).fetchone()
+    if found is None:
+        return 1
+    children_deleted(s, [(job_id, parent_qid, parent_id)])
+    s.conn.execute(
+        "UPDATE jobs SET parent_qid = NULL, parent_id = NULL, parent_policy = NULL "
+        "WHERE qid = ? AND id = ?",
+        (s.qid, job_id),
+    )
+    return 0
+
+
 def forget_children_of(s: QueueStore, job_ids: Sequence[str]) -> None:
     """Deleted jobs keep no children records (Redis deletes the parent's keys)."""
     s.conn.executemany(
@@ -239,7 +267,7 @@ def add_flow(s: QueueStore, nodes: Sequence[FlowNode], now: int) -> list[str]:
         if node.parent_id is not None:
             pq = peer_named(s, node.parent_queue or node.queue)
             if pq.job_state(node.parent_id) is None:
-                raise refusal(-5, node.job.job_id or "(new)", "add flow", 0)
+                raise flow_refused(-5, node)
         job_id = node.job.job_id
         if job_id and q.job_state(job_id) is not None:
             _duplicate(q, job_id, pq, node, now)
@@ -270,7 +298,7 @@ def _duplicate(q: QueueStore, job_id: str, pq: QueueStore | None, node: FlowNode
         ).fetchone()
         other = row[1] is not None and (row[0], row[1]) != (pq.qid, node.parent_id)
         if other and peer(q, row[0]).job_state(row[1]) is not None:
-            raise refusal(-7, job_id, "add flow", 0)
+            raise flow_refused(-7, node)
     q.emit(now, "duplicated", {"jobId": job_id})
 
 
@@ -340,6 +368,14 @@ class SqliteFlows:
         )
         if code < 0:
             raise refusal(code, job_id, "move to waiting-children", 0)
+        return code == 0
+
+    async def remove_child_dependency(self, job_id: str) -> bool:
+        """Detach the job from its parent: True if it was a pending dependency (a parent
+        left with none goes to wait), False if it had no parent or was not pending."""
+        code: int = await self._backend._run(remove_child_dependency, job_id)
+        if code < 0:
+            raise refusal(code, job_id, "remove_child_dependency", 0)
         return code == 0
 
     async def _children(self, job_id: str) -> list[tuple[str, str, str | None]]:
