@@ -28,7 +28,7 @@ from .options import MAX_PRIORITY, JobOptions, check_job_ref, check_text
 
 if TYPE_CHECKING:
     from .backends.base import Backend
-    from .backends.redis.flows import RedisFlows
+    from .backends.flowstore import FlowStore
 
 _loads: Callable[[bytes], Any]
 try:  # the ``fast`` extra: parsing (never encoding, which must refuse NaN) with orjson
@@ -481,15 +481,15 @@ class Job:
         )
         await self._need_backend().finish(result, None)
 
-    # -- flows (parent/child jobs; the Redis store only, for now) ---------------------------
+    # -- flows (parent/child jobs) ------------------------------------------------------------
 
-    def _flows(self, what: str) -> RedisFlows:
+    def _flows(self, what: str) -> FlowStore:
         backend = self._need_backend()
-        flows: RedisFlows | None = getattr(backend, "flows", None)
+        flows: FlowStore | None = getattr(backend, "flows", None)
         if flows is None:
             raise NotSupportedError(
-                f"{what}: flows (parent/child jobs) need the Redis store; job {self.id} is in "
-                f"the {backend.kind!r} store, which does not support them yet"
+                f"{what}: flows (parent/child jobs) are not supported by the {backend.kind!r} "
+                f"store of job {self.id}; use the redis://, sqlite:// or memory:// store"
             )
         return flows
 

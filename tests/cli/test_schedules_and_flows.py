@@ -63,16 +63,15 @@ def test_flow_errors_are_one_line_with_their_exit_code(redis_url: str, tmp_path:
     assert down.returncode == 3 and down.stderr.splitlines()[-1].startswith("error: cannot reach")
 
 
-def test_flow_on_a_store_without_flows_says_so(tmp_path: Path) -> None:
-    """SQLite keeps no flows yet: a clear line, exit 1, not a traceback."""
+def test_flow_shows_a_lone_job_on_the_embedded_store(tmp_path: Path) -> None:
+    """SQLite keeps flows too: a job without parent or children is a tree of one."""
     url = f"sqlite:///{tmp_path}/flows.db"
     assert dockyard("add", "renders", "x", "--job-id", "j1", "--url", url).returncode == 0
-    shown = dockyard("flow", "renders", "j1", "--url", url)
-    assert shown.returncode == 1, shown.stderr
-    assert shown.stderr.splitlines()[-1] == (
-        "error: flows (parent/child jobs) are not available on the sqlite store yet; use a "
-        "Redis store (redis://...)"
-    )
+    shown = dockyard("flow", "renders", "j1", "--url", url, "--json")
+    assert shown.returncode == 0, shown.stderr
+    tree = json.loads(shown.stdout)
+    assert (tree["id"], tree["queue"], tree["state"], tree["children"]) == (
+        "j1", "renders", "waiting", [])
 
 
 def _upsert_every(url: str, queue: str, scheduler_id: str, every: float) -> None:

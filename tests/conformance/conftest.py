@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dockyard import Queue
+from dockyard import FlowProducer, Queue
 
 from ..waiting import wait_for
 
@@ -30,16 +30,10 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     raise AssertionError(request.param)
 
 
-#: Stores that implement flows (FlowStore). sqlite and memory join when their FlowStore
-#: lands (built in parallel); the flow tests use the public API only.
-FLOW_BACKENDS = ["redis"]
-
-
-@pytest.fixture(params=FLOW_BACKENDS)
-def flow_backend_url(request: pytest.FixtureRequest) -> str:
-    """An empty store of each kind that supports flows."""
-    url: str = request.getfixturevalue("redis_url")
-    return url
+@pytest.fixture
+def flow_backend_url(backend_url: str) -> str:
+    """An empty store of each kind in turn (every store implements flows)."""
+    return backend_url
 
 
 @pytest.fixture
@@ -53,3 +47,10 @@ async def queue(backend_url: str) -> AsyncIterator[Queue]:
     """A queue named ``q`` on the test's store."""
     async with Queue("q", url=backend_url) as q:
         yield q
+
+
+@pytest.fixture
+async def flows(flow_backend_url: str) -> AsyncIterator[FlowProducer]:
+    """A FlowProducer on the test's store."""
+    async with FlowProducer(url=flow_backend_url) as producer:
+        yield producer

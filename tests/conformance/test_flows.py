@@ -1,13 +1,13 @@
 """Flows through the public API (FlowProducer, Worker, Job readers): a parent runs after
 its children and reads their values, failure policies, delay/priority at release, step
-jobs, get_flow, remove_child_dependency, removal and retry of parents, and bad trees
-(bullmq-flows-schedulers.md A.3-A.7)."""
+jobs, get_flow, retry of parents, attaching and duplicates, and bad trees
+(bullmq-flows-schedulers.md A.3-A.7); removal, detaching and the waiting-children state
+are in test_flow_lifecycle.py."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,19 +20,12 @@ from dockyard import (
     JobFailed,
     JobNode,
     JobNotFoundError,
-    PendingChildrenError,
     Queue,
     WaitingChildrenError,
     Worker,
 )
 
 from .conftest import wait_for
-
-
-@pytest.fixture
-async def flows(flow_backend_url: str) -> AsyncIterator[FlowProducer]:
-    async with FlowProducer(url=flow_backend_url) as producer:
-        yield producer
 
 
 def key(node: JobNode) -> str:
@@ -244,48 +237,6 @@ def _shape(node: JobNode) -> tuple[str, str, str, tuple[Any, ...]]:
     return (node.job.queue_name, node.job.id, node.job.name, kids)
 
 
-async def test_remove_child_dependency_detaches_a_child_and_releases_its_parent(
-    flows: FlowProducer, flow_backend_url: str
-) -> None:
-    node = await flows.add({
-        "name": "p", "queue": "parents", "opts": {"priority": 4},
-        "children": [{"name": "c", "queue": "kids"}, {"name": "c", "queue": "kids"}],
-    })  # fmt: skip
-    first, second = node.children
-    assert await first.job.remove_child_dependency() is True
-    assert (await node.job.get_dependencies())["unprocessed"] == [key(second)]
-    assert await node.job.get_state() == "waiting-children"
-    assert await first.job.remove_child_dependency() is False  # no parent any more
-    assert await second.job.remove_child_dependency() is True
-    assert await node.job.get_state() == "waiting"  # priority not applied, as BullMQ
-    assert await first.job.get_state() == "waiting"  # the child itself stays
-    async with Queue("kids", url=flow_backend_url) as kids:
-        plain = await kids.add("plain", {})
-        assert await plain.remove_child_dependency() is False
-        gone = await kids.get_job(first.job.id)
-        assert gone is not None
-        await gone.remove()
-        with pytest.raises(JobNotFoundError):
-            await first.job.remove_child_dependency()
-
-
-async def test_a_parent_with_pending_children_cannot_be_removed_but_a_child_can(
-    flows: FlowProducer, flow_backend_url: str
-) -> None:
-    node = await flows.add({"name": "p", "queue": "parents",
-                            "children": [{"name": "c", "queue": "kids"}]})  # fmt: skip
-    async with Queue("parents", url=flow_backend_url) as parents:
-        with pytest.raises(PendingChildrenError, match="remove the children first"):
-            await parents.remove(node.job.id)
-        with pytest.raises(PendingChildrenError):
-            await node.job.remove()
-        assert await node.job.get_state() == "waiting-children"
-        await node.children[0].job.remove()  # the last child: the parent runs now
-        assert await node.job.get_state() == "waiting"
-        assert await parents.remove(node.job.id) is True
-        assert await node.job.get_state() == "unknown"
-
-
 async def test_a_failed_parent_retried_runs_again_without_waiting(
     flows: FlowProducer, flow_backend_url: str
 ) -> None:
@@ -327,6 +278,23 @@ async def test_a_root_can_attach_to_an_existing_parent_which_must_exist(
             "opts": {"parent": {"id": "missing", "queue": "bull:parents"}},
         })  # fmt: skip
     assert await counts(flow_backend_url, "kids") == 2
+
+
+async def test_an_existing_job_attached_to_a_missing_parent_is_refused(
+    flows: FlowProducer, flow_backend_url: str
+) -> None:
+    """bullmq-protocol.md 3.1 step 1: the parent is checked before the duplicate handling,
+    so re-adding an existing id under a parent that does not exist is refused (-5)."""
+    async with Queue("kids", url=flow_backend_url) as kids:
+        job = await kids.add("c", {}, job_id="there")
+        missing = {"id": "missing", "queue": "bull:parents"}
+        with pytest.raises(JobNotFoundError, match=r"parent missing .* does not exist"):
+            await flows.add(
+                {"name": "c", "queue": "kids", "opts": {"job_id": "there", "parent": missing}}
+            )
+        assert await job.remove_child_dependency() is False  # still no parent
+        assert await job.get_state() == "waiting"
+        assert await counts(flow_backend_url, "kids", "parents") == 1
 
 
 async def test_a_duplicate_child_id_is_reattached_or_refused(

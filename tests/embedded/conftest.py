@@ -29,3 +29,15 @@ async def backend(url: str) -> AsyncIterator[Backend]:
     backend = open_backend(url, "q")
     yield backend
     await backend.close()
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def manual_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each embedded kind, memory on a manual clock (time moves only when
+    a test advances it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/jobs.db"
+        return
+    url = f"memory://flows-{uuid.uuid4().hex}?clock=manual"
+    yield url
+    reset(url)

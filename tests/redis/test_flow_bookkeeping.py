@@ -15,7 +15,6 @@ from dockyard import (
     InvalidOptionError,
     Job,
     JobStateError,
-    NotSupportedError,
     PendingChildrenError,
     Queue,
     WaitingChildrenError,
@@ -260,13 +259,3 @@ async def test_move_to_waiting_children_refuses_a_bad_child_key(
     with pytest.raises(InvalidOptionError, match="child_key"):
         await job.move_to_waiting_children(child_key=bad)
     assert redis_sync.lrange("bull:q:active", 0, -1) == [job.id]
-
-
-async def test_flow_operations_on_the_memory_store_say_they_need_redis() -> None:
-    async with Queue("q", url="memory://flows") as queue:
-        job = await queue.add("p", {})
-        with pytest.raises(NotSupportedError, match=r"need the Redis store.*'memory'"):
-            await job.get_children_values()
-        with pytest.raises(NotSupportedError, match="need the Redis store"):
-            await job.move_to_waiting_children(token="t")
-        assert await queue.get_job_counts("waiting") == {"waiting": 1}

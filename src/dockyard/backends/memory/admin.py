@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..metrics import Metrics
+from . import flows
 from .clock import Clock
 from .schedulers import current_iterations, current_scheduler
 from .state import MAX_EVENTS, QueueState, Rec
@@ -26,6 +27,7 @@ def _set_of(q: QueueState, where: str) -> ZSet | None:
         "prioritized": q.prioritized,
         "completed": q.completed,
         "failed": q.failed,
+        "waiting-children": q.waiting_children,
     }.get(where)
 
 
@@ -51,7 +53,7 @@ def _ready_list(q: QueueState) -> deque[str]:
 
 
 def remove(q: QueueState, job_id: str, now: int) -> int:
-    """removeJob: 1 removed, 0 locked, -1 missing."""
+    """removeJob: 1 removed, 0 locked, -1 missing, -4 a parent with children pending."""
     rec = q.jobs.get(job_id)
     if rec is None:
         return -1
@@ -59,6 +61,8 @@ def remove(q: QueueState, job_id: str, now: int) -> int:
         return -8  # a scheduler's current iteration: its schedule would end (BullMQ's -8)
     if q.lock_valid(job_id, now):
         return 0
+    if flows.pending_count(q, job_id) > 0:
+        return -4
     q.locks.pop(job_id, None)
     prev = _unlink(q, rec)
     q.release_dedup(rec, untimed_only=False)
@@ -213,6 +217,7 @@ def obliterate(q: QueueState, force: bool) -> int:
         return -1
     if q.active and not force:
         return -2
+    flows.obliterating(q)
     q.jobs.clear()
     q.wait.clear()
     q.paused_list.clear()

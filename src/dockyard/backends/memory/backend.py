@@ -17,9 +17,11 @@ from ...errors import (
 from ...errors import error_for_code as _error
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
+from ..flowparts import refusal
 from ..redis.keys import validate_queue_name
 from .admin import MemoryAdmin
 from .clock import Clock, ManualClock
+from .flows import MemoryFlows, pending_count
 from .schedulers import MemorySchedulers, advance_fetched
 from .state import STATE_NAMES, ZSET_STATES, Rec, loads
 from .stores import Store, store_for
@@ -78,6 +80,8 @@ class MemoryBackend(MemoryAdmin):
         self._interrupted = False
         self._waiting: set[Waiter] = set()
         self.schedulers = MemorySchedulers(self)
+        #: Flows (parent/child jobs) of this queue's jobs: the FlowStore protocol.
+        self.flows = MemoryFlows(self, _decode)
 
     def __repr__(self) -> str:
         return f"<MemoryBackend memory://{self._store.name} {self.prefix}:{self.queue}>"
@@ -189,7 +193,7 @@ class MemoryBackend(MemoryAdmin):
                 "prioritized": len(q.prioritized),
                 "completed": len(q.completed),
                 "failed": len(q.failed),
-                "waiting-children": 0,
+                "waiting-children": len(q.waiting_children),
             }
         counts = {}
         for state in states:
@@ -222,6 +226,7 @@ class MemoryBackend(MemoryAdmin):
                     "prioritized": q.prioritized,
                     "completed": q.completed,
                     "failed": q.failed,
+                    "waiting-children": q.waiting_children,
                 }.get(state)
                 ids = [] if zset is None else zset.by_rank(start, end, not asc)
             else:
@@ -416,9 +421,10 @@ class MemoryBackend(MemoryAdmin):
                 raise ValueError(f"unknown outcome {outcome!r}")
             if code == 0 and fetched is None and next_lease is not None:
                 fetched = self._fetch_locked(now, next_lease, count)
+            pending = pending_count(q, job_id) if code == -4 else 0
         await asyncio.sleep(0)
         if code < 0:
-            raise _error(code, job_id, f"move to {outcome}")
+            raise refusal(code, job_id, f"move to {outcome}", pending)
         return fetched
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:

@@ -11,6 +11,7 @@ from ...options import JobOptions
 from ..base import Lease, NewJob
 from ..metrics import Metrics
 from ..schedulerlogic import StoredScheduler
+from . import flows
 from .structures import Waiter, ZSet
 
 loads: Callable[[str], Any]
@@ -32,6 +33,7 @@ STATE_NAMES = {
     "prioritized": "prioritized",
     "completed": "completed",
     "failed": "failed",
+    "waiting-children": "waiting-children",
 }
 ZSET_STATES = ("delayed", "prioritized", "completed", "failed", "waiting-children")
 
@@ -53,7 +55,9 @@ class Rec:
         "name",
         "options",
         "opts",
+        "parent",
         "pb",
+        "policy",
         "priority",
         "processed_on",
         "progress",
@@ -96,7 +100,10 @@ class Rec:
         self.defa: str | None = None
         self.deid: str | None = None
         self.logs: list[str] = []
-        #: wait | paused | active | delayed | prioritized | completed | failed
+        #: Flows: the parent (prefix, queue, id) and what this job's final failure does to it.
+        self.parent: tuple[str, str, str] | None = None
+        self.policy: str | None = None
+        #: wait | paused | active | delayed | prioritized | completed | failed | waiting-children
         self.where = ""
 
 
@@ -106,8 +113,23 @@ _Event = tuple[int, int, str, dict[str, str] | None]
 class QueueState:
     """One queue's state; each method is one of our Lua scripts (callers hold the lock)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        prefix: str = "bull",
+        peers: dict[tuple[str, str], QueueState] | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.name = name
+        self.prefix = prefix
+        #: A job's full key is this plus its id (how parents name their children).
+        self.key_prefix = f"{prefix}:{name}:"
+        #: Every queue of the store by (prefix, name), for flows across queues.
+        self.peers: dict[tuple[str, str], QueueState] = {} if peers is None else peers
+        self.now_ms: Callable[[], int] = now_ms or (lambda: 0)
+        self.waiting_children = ZSet()
+        #: Flows: the children of this queue's parents, by parent id.
+        self.deps: dict[str, flows.Deps] = {}
         self.jobs: dict[str, Rec] = {}
         self.counter = 0  # P:N:id
         self.pc = 0  # P:N:pc
@@ -214,6 +236,10 @@ class QueueState:
         rec = self.jobs.pop(job_id, None)
         if rec is not None:
             rec.where = ""
+            if rec.parent is not None:
+                flows.child_deleted(self, rec)
+        if self.deps:
+            self.deps.pop(job_id, None)
 
     def promote(self, now: int, most: int = 1000) -> int:
         """Move due delayed jobs (at most ``most``) to where ready jobs go; how many moved."""
@@ -376,12 +402,18 @@ class QueueState:
         rec = self.jobs.get(job_id)
         if rec is None:
             return -1
+        if completed and job_id in self.deps:
+            refused = flows.completion_refused(self, job_id)
+            if refused < 0:
+                return refused
         code = self.take_lock(job_id, token, now)
         if code < 0:
             return code
         if not self.deactivate(job_id):
             return -3
         rec.atm += 1
+        if rec.parent is not None:
+            flows.child_finished(self, rec, completed, value, now)
         target = self.completed if completed else self.failed
         self.release_dedup(rec, untimed_only=True)
         if keep_count == 0:

@@ -23,7 +23,8 @@ class Store:
         with self.lock:
             q = self.queues.get((prefix, name))
             if q is None:
-                q = self.queues[(prefix, name)] = QueueState(name)
+                q = QueueState(name, prefix, self.queues, self.clock.now_ms)
+                self.queues[(prefix, name)] = q
             return q
 
 

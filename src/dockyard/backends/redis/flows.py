@@ -19,11 +19,11 @@ from ...errors import (
     DockyardError,
     InvalidJobError,
     InvalidOptionError,
-    JobNotFoundError,
     PendingChildrenError,
     ScriptCode,
     error_for_code,
 )
+from ..flowparts import flow_refused
 from ..flowstore import FlowNode, FlowStore
 from .connection import ConnectionLost, RedisClient, ReplyError
 from .keys import QueueKeys
@@ -124,20 +124,9 @@ class RedisFlows:
                 "flow may or may not have been added"
             ) from None
         code = int(reply[0])
-        if code == ScriptCode.PARENT_MISSING:
-            node = nodes[int(reply[1])]
-            raise JobNotFoundError(
-                f"add flow: the parent {node.parent_id} (queue {node.parent_queue!r}) of job "
-                f"{node.job.job_id} does not exist; nothing was added"
-            )
-        if code == ScriptCode.OTHER_PARENT:
-            node = nodes[int(reply[1])]
-            raise InvalidJobError(
-                f"add flow: job {node.job.job_id} already exists in queue {node.queue!r} as "
-                "the child of another parent; nothing was added (give it another job_id)"
-            )
         if code < 0:
-            raise error_for_code(code, str(nodes[0].job.job_id), "add flow")
+            culprit = int(reply[1]) if len(reply) > 1 else 0
+            raise flow_refused(code, nodes[culprit])
         return [str(node.job.job_id) for node in nodes]
 
     async def remove_child_dependency(self, job_id: str) -> bool:

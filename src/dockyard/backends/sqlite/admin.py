@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotSupportedError
+from . import flows
 from .schedulers import current_iterations, current_scheduler
 from .store import QueueStore
 
@@ -29,6 +30,8 @@ def remove(s: QueueStore, job_id: str, now: int) -> int:
         return -8  # a scheduler's current iteration: its schedule would end (BullMQ's -8)
     if row[1] is not None and row[1] > now:
         return 0
+    if flows.pending_count(s, job_id) > 0:
+        return -4  # a parent with pending children: they would run for a parent gone
     s.release_dedup([job_id], untimed_only=False)
     s.delete([job_id])
     s.emit(now, "removed", {"jobId": job_id, "prev": _PREV.get(row[0], row[0])})
@@ -151,6 +154,7 @@ def obliterate(s: QueueStore, force: bool) -> int:
     ).fetchone()
     if active is not None and not force:
         return -2
+    flows.obliterating(s)
     for table in ("jobs", "logs", "events", "dedup", "schedulers"):
         s.conn.execute(f"DELETE FROM {table} WHERE qid = ?", (s.qid,))
     s.conn.execute(

@@ -31,8 +31,10 @@ from ...errors import (
 from ...errors import error_for_code as _error
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
+from ..flowparts import refusal
 from ..redis.keys import validate_queue_name
 from .admin import SqliteAdmin
+from .flows import SqliteFlows, pending_count
 from .notify import notifier_for
 from .schedulers import SqliteSchedulers
 from .schema import migrate
@@ -122,6 +124,8 @@ class SqliteBackend(SqliteAdmin):
         self._interrupted = False
         self._batch: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self.schedulers = SqliteSchedulers(self)
+        #: Flows (parent/child jobs) of this queue's jobs: the FlowStore protocol.
+        self.flows = SqliteFlows(self, _decode)
 
     def __repr__(self) -> str:
         return f"<SqliteBackend {self.path} {self.prefix}:{self.queue}>"
@@ -448,6 +452,8 @@ class SqliteBackend(SqliteAdmin):
                     result.stacktrace, result.count_attempt,
                 )  # fmt: skip
             fetched = None
+            if code == -4:  # the refusal says how many children are pending
+                return code, pending_count(s, result.job_id)
             if code == 0 and next_lease is not None:
                 fetched = s.fetch(now, next_lease, count)
             if code == 0 and outcome in ("completed", "failed") and not (fetched and fetched[0]):
@@ -456,7 +462,7 @@ class SqliteBackend(SqliteAdmin):
 
         code, fetched = await self._run_batched(run, _now())
         if code < 0:
-            raise _error(code, result.job_id, f"move to {outcome}")
+            raise refusal(code, result.job_id, f"move to {outcome}", fetched or 0)
         if fetched is None or next_lease is None:
             return None
         rows, ttl, due = fetched

@@ -100,6 +100,24 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     5: ("ALTER TABLE queues ADD COLUMN max_events INTEGER",),
     6: SCHEDULER_TABLES,
+    # Flows: a child names its parent (queue row and id) and the policy of its failure; a
+    # parent's children are rows of ``dependencies`` by child key, in one of four states:
+    # pending, processed (value: return value JSON), ignored (value: reason), failed (ms).
+    7: (
+        "ALTER TABLE jobs ADD COLUMN parent_qid INTEGER",
+        "ALTER TABLE jobs ADD COLUMN parent_id TEXT",
+        "ALTER TABLE jobs ADD COLUMN parent_policy TEXT",
+        """CREATE TABLE dependencies (
+            parent_qid INTEGER NOT NULL,
+            parent_id TEXT NOT NULL,
+            child_key TEXT NOT NULL,
+            state TEXT NOT NULL,
+            value TEXT,
+            ms INTEGER,
+            PRIMARY KEY (parent_qid, parent_id, child_key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX dependencies_by_state ON dependencies (parent_qid, parent_id, state)",
+    ),
 }
 LATEST = max(MIGRATIONS)
 

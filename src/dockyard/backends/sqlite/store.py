@@ -18,6 +18,7 @@ from typing import Any
 
 from ...options import JobOptions
 from ..base import Lease, NewJob
+from . import flows
 from .extras import DedupAndMetrics
 from .schedulers import advance_fetched
 
@@ -44,6 +45,12 @@ class QueueStore(DedupAndMetrics):
             "SELECT qid FROM queues WHERE prefix = ? AND name = ?", (prefix, name)
         ).fetchone()
         self.qid: int = row[0]
+        self.prefix = prefix
+        self.name = name
+        #: A job's full key is this plus its id (how parents name their children).
+        self.key_prefix = f"{prefix}:{name}:"
+        #: Stores of the other queues of the file this one touched (flows), by qid.
+        self.peers: dict[int, QueueStore] = {}
         self._events_since_trim = 0
         self._trim_every = 1  # learn the cap at the first event
 
@@ -182,16 +189,34 @@ class QueueStore(DedupAndMetrics):
         return None if row is None else str(row[0])
 
     def delete(self, job_ids: Sequence[str]) -> None:
-        args = [(self.qid, job_id) for job_id in job_ids]
-        self.conn.executemany("DELETE FROM jobs WHERE qid = ? AND id = ?", args)
-        self.conn.executemany("DELETE FROM logs WHERE qid = ? AND job_id = ?", args)
+        """Delete jobs and their logs; a deleted child is no longer its parent's dependency
+        and a deleted parent keeps no children records (flows)."""
+        conn, qid = self.conn, self.qid
+        children: list[tuple[str, int, str]] = []
+        for job_id in job_ids:
+            row = conn.execute(
+                "DELETE FROM jobs WHERE qid = ? AND id = ? RETURNING parent_qid, parent_id",
+                (qid, job_id),
+            ).fetchone()
+            if row is not None and row[1] is not None:
+                children.append((job_id, row[0], row[1]))
+        args = [(qid, job_id) for job_id in job_ids]
+        conn.executemany("DELETE FROM logs WHERE qid = ? AND job_id = ?", args)
+        flows.forget_children_of(self, job_ids)
+        if children:
+            flows.children_deleted(self, children)
+
+    def next_counter(self) -> int:
+        """INCR of BullMQ's ``<queue>:id``: the next automatic job id."""
+        row = self.conn.execute(
+            "UPDATE queues SET counter = counter + 1 WHERE qid = ? RETURNING counter", (self.qid,)
+        ).fetchone()
+        return int(row[0])
 
     # -- producers ---------------------------------------------------------------------
 
     def add(self, job: NewJob, now: int) -> str:
-        counter = self.conn.execute(
-            "UPDATE queues SET counter = counter + 1 WHERE qid = ? RETURNING counter", (self.qid,)
-        ).fetchone()[0]
+        counter = self.next_counter()
         job_id = job.job_id or str(counter)
         if job.job_id and self.job_state(job_id) is not None:
             self.emit(now, "duplicated", {"jobId": job_id})
@@ -337,14 +362,17 @@ class QueueStore(DedupAndMetrics):
         target = "completed" if completed else "failed"
         row = None
         if token != "0":
-            # The common case in one statement: the lock is ours and the job is active.
+            # The common case in one statement: the lock is ours, the job is active (and,
+            # completing, has no pending or fpof-failed children: one index probe).
             if completed:
                 row = conn.execute(
                     "UPDATE jobs SET lock_token = NULL, lock_until = NULL, stalled = 0, "
                     "atm = atm + 1, state = 'completed', score = ?, finished_on = ?, "
                     "returnvalue = ? WHERE qid = ? AND id = ? AND state = 'active' AND "
-                    "lock_token = ? AND lock_until > ? RETURNING atm",
-                    (now, now, value, qid, job_id, token, now),
+                    "lock_token = ? AND lock_until > ? AND NOT EXISTS (SELECT 1 FROM "
+                    "dependencies WHERE parent_qid = ? AND parent_id = ? AND state IN "
+                    "('pending', 'failed')) RETURNING atm, parent_qid, parent_id, parent_policy",
+                    (now, now, value, qid, job_id, token, now, qid, job_id),
                 ).fetchone()
             else:
                 row = conn.execute(
@@ -352,11 +380,13 @@ class QueueStore(DedupAndMetrics):
                     "atm = atm + 1, state = 'failed', score = ?, finished_on = ?, "
                     "failed_reason = ?, stacktrace = coalesce(?, stacktrace), defa = NULL "
                     "WHERE qid = ? AND id = ? AND state = 'active' AND lock_token = ? AND "
-                    "lock_until > ? RETURNING atm",
+                    "lock_until > ? RETURNING atm, parent_qid, parent_id, parent_policy",
                     (now, now, value, stacktrace or None, qid, job_id, token, now),
                 ).fetchone()
         if row is not None:
             atm = row[0]
+            if row[2] is not None:
+                flows.child_finished(self, job_id, row[1:], completed, value, now)
             if keep_count == 0:
                 self.delete([job_id])
             else:
@@ -365,14 +395,22 @@ class QueueStore(DedupAndMetrics):
         state = self.job_state(job_id)
         if state is None:
             return -1
+        if completed:
+            refused = flows.completion_refused(self, job_id)
+            if refused < 0:
+                return refused
         code = self.take_lock(job_id, token, now)
         if code < 0:
             return code
         if state != "active":
             return -3
-        atm = conn.execute(
-            "UPDATE jobs SET atm = atm + 1 WHERE qid = ? AND id = ? RETURNING atm", (qid, job_id)
-        ).fetchone()[0]
+        atm, *parent = conn.execute(
+            "UPDATE jobs SET atm = atm + 1 WHERE qid = ? AND id = ? "
+            "RETURNING atm, parent_qid, parent_id, parent_policy",
+            (qid, job_id),
+        ).fetchone()
+        if parent[1] is not None:
+            flows.child_finished(self, job_id, tuple(parent), completed, value, now)
         if keep_count == 0:
             self.delete([job_id])
         else:

@@ -38,14 +38,16 @@ local planned = {}
 for i = 0, count - 1 do
   local jobKey = P .. ":" .. field(i, 1) .. ":" .. field(i, 2)
   local parentKey = field(i, 11)
+  -- The parent first, as BullMQ's add prelude: a duplicate needs an existing parent too.
+  if parentKey ~= "" and not planned[parentKey] and rcall("EXISTS", parentKey) == 0 then
+    return {-5, i}
+  end
   if rcall("EXISTS", jobKey) == 1 then
     local current = rcall("HGET", jobKey, "parentKey")
     if parentKey ~= "" and current and current ~= parentKey
         and rcall("EXISTS", current) == 1 then
       return {-7, i}
     end
-  elseif parentKey ~= "" and not planned[parentKey] and rcall("EXISTS", parentKey) == 0 then
-    return {-5, i}
   end
   planned[jobKey] = true
 end
