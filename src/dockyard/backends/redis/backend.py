@@ -16,6 +16,7 @@ from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
 from .connection import ConnectionLost, RedisAddress, RedisClient, checked
 from .flows import RedisFlows
+from .health import server_warnings
 from .keys import QueueKeys, validate_queue_name
 from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
@@ -66,6 +67,10 @@ class RedisBackend(RedisAdmin):
 
     def sibling(self, queue: str) -> RedisBackend:
         return RedisBackend(self._url, queue, prefix=self.prefix, retry_for=self._retry_for)
+
+    async def server_warnings(self) -> list[str]:
+        """Settings of the server that can lose jobs (eviction, no persistence), a line each."""
+        return await server_warnings(self.client)
 
     async def close(self) -> None:
         await self.client.close()
