@@ -73,14 +73,11 @@ class TlsServer:
     ) -> None:
         self.tls_port = free_port()
         cert_file, key_file = cert or pki.server
-        self.server = RedisServer(
-            extra_args=(
-                "--port", "0", "--tls-port", str(self.tls_port),
+        args = ["--port", "0", "--tls-port", str(self.tls_port),
                 "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file),
                 "--tls-ca-cert-file", str(pki.ca),
-                "--tls-auth-clients", "yes" if client_certs else "no",
-            )  # fmt: skip
-        )
+                "--tls-auth-clients", "yes" if client_certs else "no"]  # fmt: skip
+        self.server = RedisServer(extra_args=args)
         self.pki = pki
 
     def url(self, host: str = "127.0.0.1", **options: str | Path) -> str:

@@ -285,6 +285,15 @@ class Connection:
             raise reply
         return reply
 
+    async def many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one write; their replies, raising the first error reply (an
+        ACL refusal as BackendPermissionError naming its command and key)."""
+        replies = await asyncio.gather(*(self.send(command) for command in commands))
+        for command, reply in zip(commands, replies, strict=True):
+            if isinstance(reply, PermissionReply):
+                raise permission_error(str(reply), command, self.address) from None
+        return checked(replies)
+
     def close(self) -> None:
         """Close the socket; pending commands fail with ConnectionLost."""
         transport = self._protocol.transport

@@ -168,6 +168,9 @@ def permission_error(
     elif called:  # a command a script called was refused
         what = f"run {called} (line {line} of script {script[0] if script else '?'})"
         grant = f"+{called.lower()}"
+    elif script is not None:  # the script's declared keys were refused
+        what = f"run script {script[0]}"
+        grant = "+evalsha"
     else:
         cmd = _text(command[0]).upper() if command else "?"
         what = f"run {cmd}"
