@@ -2,10 +2,14 @@
 
 from .backoff import Backoff
 from .errors import (
+    BackendAuthError,
     BackendError,
     BackendFullError,
+    BackendPermissionError,
     BackendRefusedError,
+    BackendTLSError,
     BackendUnavailableError,
+    BackendVersionError,
     DelayedError,
     DockyardError,
     FailedChildrenError,
@@ -33,10 +37,14 @@ from .worker import Worker, WorkerSettings
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendAuthError",
     "BackendError",
     "BackendFullError",
+    "BackendPermissionError",
     "BackendRefusedError",
+    "BackendTLSError",
     "BackendUnavailableError",
+    "BackendVersionError",
     "Backoff",
     "DelayedError",
     "DockyardError",

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from .backends import Backend
+from .errors import BackendRefusedError
 
 log = logging.getLogger("dockyard.worker")
 
@@ -48,6 +49,8 @@ class LockKeeper:
         self._thread: threading.Thread | None = None
         self.beat = time.monotonic()
         self.lost: set[str] = set()
+        #: A refusal that will not heal (e.g. NOPERM on renewing); the worker stops on it.
+        self.refused: BackendRefusedError | None = None
 
     def start(self) -> None:
         """Start the keeper thread."""
@@ -110,6 +113,8 @@ class LockKeeper:
                 return
             lost = await backend.extend_locks(locks, self._lock_ms)
         except Exception as exc:
+            if isinstance(exc, BackendRefusedError):
+                self.refused = exc
             log.warning("renewing %d lock(s) failed: %s", len(locks), exc)
             return
         if not lost:

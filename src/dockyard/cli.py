@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from ._storecheck import store_warnings
 from .backends import DEFAULT_URL
 from .backends.base import STATES
 from .cliflows import flow, schedule, schedules
@@ -213,10 +214,13 @@ def stats(queues: tuple[str, ...], watch: bool, interval: float, url: str | None
     announce_store(url, quiet=as_json)
     if not watch:
         result = _run(read_stats(url, prefix, queues), url)
-        if as_json:
+        warnings = _run(store_warnings(url, prefix), url)
+        if as_json:  # stdout stays the counts alone
             _print_json(result)
+            for line in warnings:
+                click.echo(f"warning: {line}", err=True)
         else:
-            out.print(stats_table(result))
+            out.print(stats_table(result, warnings=warnings))
         return
     _run(watch_stats(url, prefix, queues, interval), url)
 

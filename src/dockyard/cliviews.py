@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._storecheck import store_warnings
 from .backends import list_queues, open_backend
 from .cliout import EXIT_USAGE, failure, out
 from .job import Job
@@ -77,9 +78,13 @@ async def read_stats(
     return result
 
 
-def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) -> RenderableType:
+def stats_table(
+    stats: dict[str, dict[str, Any]], trouble: str | None = None, warnings: Sequence[str] = ()
+) -> RenderableType:
     """Counts per queue; with ``trouble``, the last counts read, marked disconnected, and
-    the reason on a line of its own below (never squeezed to the table's width)."""
+    the reason on a line of its own below (never squeezed to the table's width); then the
+    store's start-up ``warnings`` (e.g. an eviction policy that can lose jobs)."""
+    notes = [Text(f"warning: {line}", style="yellow") for line in warnings]
     title = f"dockyard queues  {time.strftime('%H:%M:%S')}"
     if trouble is not None:
         title += "  [bold red]disconnected[/bold red]"
@@ -92,18 +97,21 @@ def stats_table(stats: dict[str, dict[str, Any]], trouble: str | None = None) ->
         table.add_row(label, *(f"{counts[c]:,}" for c in STAT_COLUMNS))
     if trouble is not None:
         shown = "; showing the last counts read" if stats else ""
-        return Group(table, Text(f"disconnected: {trouble}; retrying{shown}", style="red"))
+        problem = Text(f"disconnected: {trouble}; retrying{shown}", style="red")
+        return Group(table, problem, *notes)
     if not stats:
         table.caption = "no queues in this store"
-    return table
+    return Group(table, *notes) if notes else table
 
 
 async def watch_stats(url: str | None, prefix: str, queues: Sequence[str], interval: float) -> None:
     """Refresh the counts until interrupted; an outage shows as "disconnected" and the
     watch goes on (field report #22). Off a terminal, each refresh is a new table."""
     last: dict[str, dict[str, Any]] = {}
+    warnings: list[str] | None = None
 
     async def table() -> RenderableType:
+        nonlocal warnings
         nonlocal last
         try:
             last = await read_stats(url, prefix, queues)
@@ -111,8 +119,10 @@ async def watch_stats(url: str | None, prefix: str, queues: Sequence[str], inter
             problem = failure(exc, url)
             if problem is None or problem.exit_code == EXIT_USAGE:
                 raise
-            return stats_table(last, problem.message)
-        return stats_table(last)
+            return stats_table(last, problem.message, warnings or ())
+        if warnings is None:  # checked once, at the first read that reaches the store
+            warnings = await store_warnings(url, prefix)
+        return stats_table(last, warnings=warnings)
 
     if not out.is_terminal:
         while True:

@@ -6,6 +6,7 @@ It never touches a server it did not start, and stops its own by pid.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -39,7 +40,8 @@ class RedisServer:
     """A redis-server process of our own; ``appendonly=True`` makes it durable across kills.
 
     ``extra_args`` go to the server's command line as they are, e.g.
-    ``("--maxmemory", "20mb", "--maxmemory-policy", "noeviction")``.
+    ``("--maxmemory", "20mb", "--maxmemory-policy", "noeviction")``; with ``--port 0``
+    among them (a TLS-only server) readiness is read from the server's log instead of PING.
     """
 
     def __init__(
@@ -88,15 +90,24 @@ class RedisServer:
         if self.appendonly:
             args += ["--appendfsync", "always"]
         args += self.extra_args
+        log_path = self.dir / "redis.log"
+        log_from = log_path.stat().st_size if log_path.exists() else 0  # this start's lines only
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        while not _ping(self.port):
+        while not self._ready(log_from):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log}")
             time.sleep(0.02)
         return self
+
+    def _ready(self, log_from: int) -> bool:
+        if not any(a == "--port" and b == "0" for a, b in itertools.pairwise(self.extra_args)):
+            return _ping(self.port)
+        log = self.dir / "redis.log"
+        text = log.read_bytes()[log_from:] if log.exists() else b""
+        return b"Ready to accept connections" in text
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop our server by pid (SIGKILL if it does not exit in 5 s)."""

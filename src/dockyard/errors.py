@@ -14,7 +14,11 @@ Everything dockyard raises derives from :class:`DockyardError`::
     ├── BackendUnavailableError  the store cannot be reached, after retries
     ├── BackendError             the store answered with an error dockyard did not expect
     │   ├── BackendFullError     the store is full (Redis at maxmemory, a full disk)
-    │   └── BackendRefusedError  the store refused to log in or select the database
+    │   └── BackendRefusedError  the store refuses us for a reason retrying cannot fix
+    │       ├── BackendAuthError        wrong password, unknown or disabled user
+    │       ├── BackendPermissionError  the ACL user lacks a command or key permission
+    │       ├── BackendTLSError         the certificate check failed (either side)
+    │       └── BackendVersionError     the server is older than dockyard needs
     ├── NotSupportedError        a backend cannot do this
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
@@ -72,9 +76,30 @@ class BackendError(DockyardError):
 
 
 class BackendRefusedError(BackendError):
-    """The store refused the connection's set-up (wrong password, unknown user, a database
-    number out of range, a missing permission): retrying cannot help; fix the URL or the
-    server's users and permissions."""
+    """The store refused us for a reason that retrying cannot fix (a login, a permission, a
+    certificate, a database number out of range, a server too old); the message says what
+    to change in the URL or on the server. Never retried: raised at once."""
+
+
+class BackendAuthError(BackendRefusedError):
+    """Redis refused the login (wrong password, unknown or disabled ACL user, a password the
+    server does not want, or none where it needs one); fix the URL's user and password."""
+
+
+class BackendPermissionError(BackendRefusedError):
+    """The Redis ACL user may not run a command or touch a key that dockyard needs (NOPERM);
+    the message names them: grant them (README "Production Redis" lists each role's ACL)."""
+
+
+class BackendTLSError(BackendRefusedError):
+    """The TLS handshake failed for good: the server's certificate is not trusted (give
+    ``ssl_ca_certs``), names another host, or the server wants a client certificate
+    (``ssl_certfile``/``ssl_keyfile``) or refused ours; fix the URL's TLS options."""
+
+
+class BackendVersionError(BackendRefusedError):
+    """The Redis server is older than dockyard needs (the message names both versions);
+    upgrade the server."""
 
 
 class BackendFullError(BackendError):

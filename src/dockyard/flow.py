@@ -61,6 +61,10 @@ class FlowProducer:
     def __init__(self, *, url: str | None = None, prefix: str = "bull") -> None:
         validate_queue_name("flow", prefix)  # checks the prefix
         self.url = resolve_url(url)
+        if self.url.split("://", 1)[0].lower() in ("redis", "rediss", "unix"):
+            from .backends.redis.address import RedisAddress
+
+            RedisAddress.from_url(self.url)  # a bad option fails here, not at the first add
         self.prefix = prefix
         self._queues: dict[str, Queue] = {}
 

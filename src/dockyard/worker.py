@@ -32,11 +32,13 @@ from ._keeper import LockKeeper
 from ._runner import Runner, refused
 from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
 from ._settings import limiter_of, metrics_points
+from ._storecheck import startup_warnings
 from .backends import Backend, open_backend
 from .backends.base import Fetched, Finish, Lease
 from .durations import to_ms, to_seconds
 from .errors import (
     BackendFullError,
+    BackendRefusedError,
     FailedChildrenError,
     JobStateError,
     LockLostError,
@@ -145,6 +147,7 @@ class Worker:
         self._limiter = limiter_of(limiter)
         self._max_jobs = max_jobs
         self._close_pending = False
+        self._refusal: BackendRefusedError | None = None
         self._log_jobs = log.isEnabledFor(logging.INFO) and log_jobs
         self.processed = 0
 
@@ -188,6 +191,8 @@ class Worker:
             ensure = getattr(self.backend, "ensure_worker_connection", None)
             if ensure is not None and not await self._until_closed(ensure(self.settings.name)):
                 return
+            for warning in await startup_warnings(self.backend):
+                log.warning("%s", warning)  # once per start: a store setting can lose jobs
             self._slots = [
                 asyncio.create_task(self._slot(), name=f"slot-{i}")
                 for i in range(self.settings.concurrency)
@@ -199,6 +204,8 @@ class Worker:
                 asyncio.create_task(self._stalled_loop(), name="stalled"),
             ]
             await asyncio.gather(*self._slots, return_exceptions=True)
+            if self._refusal is not None:
+                raise self._refusal
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -280,6 +287,15 @@ class Worker:
             fut = self._idle.popleft()
             if not fut.done():
                 fut.set_result(None)
+
+    def _refused(self, exc: BackendRefusedError) -> None:
+        """A refusal that will not heal (a missing ACL permission, a login, a certificate):
+        log it once and stop as close() does; run() then raises it (README: Production Redis)."""
+        if self._refusal is None:
+            self._refusal = exc
+            log.error("the store refuses this worker, stopping (retrying cannot help): %s", exc)
+            self._begin_close()
+            asyncio.get_running_loop().create_task(self.close())
 
     async def _release(self, jobs: list[Job]) -> None:
         """Put jobs whose handlers were stopped back at the front of wait at once (no
@@ -401,6 +417,9 @@ class Worker:
                 else:
                     log.warning("job %s: %s", job.id, exc)
                 return None
+            except BackendRefusedError as exc:  # left active: the stalled check requeues it
+                self._refused(exc)
+                return None
             except (ConnectionError, BackendFullError) as exc:
                 log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
                 await asyncio.sleep(pause)
@@ -480,6 +499,9 @@ class Worker:
                 pause = 0.1
             except asyncio.CancelledError:
                 raise
+            except BackendRefusedError as exc:
+                self._refused(exc)
+                return
             except Exception as exc:
                 if self._closing.is_set():
                     return
@@ -517,6 +539,8 @@ class Worker:
         """Tell the lock keeper the event loop is alive (it warns when it is blocked)."""
         while True:
             self._keeper.beat = time.monotonic()
+            if self._keeper.refused is not None:
+                self._refused(self._keeper.refused)
             await asyncio.sleep(0.2)
 
     async def _stalled_loop(self) -> None:
@@ -532,6 +556,9 @@ class Worker:
                     )
             except asyncio.CancelledError:
                 raise
+            except BackendRefusedError as exc:
+                self._refused(exc)
+                return
             except Exception as exc:
                 log.warning("stalled check failed: %s", exc)
             await asyncio.sleep(self.settings.stalled_interval)

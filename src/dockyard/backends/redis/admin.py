@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .connection import ConnectionLost, RedisAddress, RedisClient, checked
+from .connection import ConnectionLost, RedisAddress, RedisClient
 from .keys import QueueKeys
 from .scripts import load_scripts
 
@@ -199,9 +199,9 @@ class RedisAdmin:
     async def get_metrics(self, kind: str, start: int, end: int) -> dict[str, Any]:
         key = self.keys.key(f"metrics:{kind}")
         conn = await self.client.connection()
-        meta_f = conn.send(("HMGET", key, "count", "prevTS", "prevCount"))
-        data_f = conn.send(("LRANGE", key + ":data", start, end))
-        meta, data = checked(await asyncio.gather(meta_f, data_f))
+        meta, data = await conn.many(
+            (("HMGET", key, "count", "prevTS", "prevCount"), ("LRANGE", key + ":data", start, end))
+        )
         return {
             "count": int(meta[0] or 0),
             "prev_ts": int(meta[1]) if meta[1] is not None else None,
@@ -227,18 +227,16 @@ class RedisAdmin:
 
     async def get_counts_per_priority(self, priorities: Sequence[int]) -> dict[int, int]:
         conn = await self.client.connection()
-        futures = []
+        commands: list[tuple[Any, ...]] = []
         for priority in priorities:
             if priority == 0:
                 # Priority-0 jobs are the ready lists.
-                futures.append(conn.send(("LLEN", self.keys.key("wait"))))
-                futures.append(conn.send(("LLEN", self.keys.key("paused"))))
+                commands.append(("LLEN", self.keys.key("wait")))
+                commands.append(("LLEN", self.keys.key("paused")))
             else:
                 low = priority * 4294967296
-                futures.append(
-                    conn.send(("ZCOUNT", self.keys.key("prioritized"), low, low + 4294967295))
-                )
-        replies = [int(r) for r in checked(await asyncio.gather(*futures))]
+                commands.append(("ZCOUNT", self.keys.key("prioritized"), low, low + 4294967295))
+        replies = [int(r) for r in await conn.many(commands)]
         counts: dict[int, int] = {}
         i = 0
         for priority in priorities:

@@ -14,8 +14,9 @@ from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
-from .connection import ConnectionLost, RedisAddress, RedisClient, checked
+from .connection import ConnectionLost, RedisAddress, RedisClient
 from .flows import RedisFlows
+from .health import server_warnings
 from .keys import QueueKeys, validate_queue_name
 from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
@@ -66,6 +67,10 @@ class RedisBackend(RedisAdmin):
 
     def sibling(self, queue: str) -> RedisBackend:
         return RedisBackend(self._url, queue, prefix=self.prefix, retry_for=self._retry_for)
+
+    async def server_warnings(self) -> list[str]:
+        """Settings of the server that can lose jobs (eviction, no persistence), a line each."""
+        return await server_warnings(self.client)
 
     async def close(self) -> None:
         await self.client.close()
@@ -139,16 +144,16 @@ class RedisBackend(RedisAdmin):
 
     async def get_counts(self, states: Sequence[str]) -> dict[str, int]:
         conn = await self.client.connection()
-        futures = []
+        commands = []
         for state in states:
             if state in _LIST_STATES:
-                futures.append(conn.send(("LLEN", self.keys.key(_LIST_STATES[state]))))
+                commands.append(("LLEN", self.keys.key(_LIST_STATES[state])))
             elif state in _ZSET_STATES:
-                futures.append(conn.send(("ZCARD", self.keys.key(_ZSET_STATES[state]))))
+                commands.append(("ZCARD", self.keys.key(_ZSET_STATES[state])))
             else:
                 raise ValueError(state)
         try:
-            replies = checked(await asyncio.gather(*futures))
+            replies = await conn.many(commands)
         except ConnectionLost:
             raise BackendUnavailableError(f"lost the connection to {self.address}") from None
         return {state: int(n) for state, n in zip(states, replies, strict=True)}

@@ -14,20 +14,23 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
 from ...errors import (
     BackendError,
     BackendFullError,
-    BackendRefusedError,
+    BackendPermissionError,
     BackendUnavailableError,
     InvalidJobError,
-    InvalidOptionError,
 )
+from .address import RedisAddress, TlsOptions
+from .health import check_version
+from .refusals import PERMISSION_REPLIES, permission_error, setup_refusal, tls_refusal
+
+__all__ = ["Connection", "ConnectionLost", "RedisAddress", "RedisClient", "ReplyError",
+           "TlsOptions", "checked"]  # fmt: skip
 
 log = logging.getLogger("dockyard.redis")
 
@@ -40,21 +43,22 @@ _pack = hiredis.pack_command
 #: on (measured: 21-27k → 31-32k no-op jobs/s, bench/RESULTS.md).
 EAGER_WRITE_BYTES = 16 * 1024
 
-#: Set-up refusals that pass by themselves (a server loading its data, a busy script);
-#: every other refusal (WRONGPASS, NOPERM, a bad database number) is final.
-_TRANSIENT_SETUP_ERRORS = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
-
 
 class ReplyError(BackendError):
     """An error reply from the Redis server (``-ERR ...``); the message is the server's.
 
     An ``OOM`` reply (the server is at ``maxmemory``) is built as :class:`OutOfMemoryReply`,
-    a :class:`~dockyard.errors.BackendFullError`, so callers can tell a full store apart.
+    a :class:`~dockyard.errors.BackendFullError`, so callers can tell a full store apart;
+    an ACL refusal (``NOPERM``) as :class:`PermissionReply`, which is never retried.
     """
 
     def __new__(cls, *args: object) -> ReplyError:
-        if cls is ReplyError and args and str(args[0]).startswith("OOM"):
-            cls = OutOfMemoryReply
+        if cls is ReplyError and args:
+            text = str(args[0])
+            if text.startswith("OOM"):
+                cls = OutOfMemoryReply
+            elif text.startswith(PERMISSION_REPLIES):
+                cls = PermissionReply
         return super().__new__(cls, *args)
 
 
@@ -69,6 +73,11 @@ class OutOfMemoryReply(ReplyError, BackendFullError):
         )
 
 
+class PermissionReply(ReplyError, BackendPermissionError):
+    """An ACL refusal (NOPERM) as the server worded it; callers that know the command
+    raise :func:`~.refusals.permission_error` instead, which names what to grant."""
+
+
 class ConnectionLost(BackendUnavailableError):
     """The socket closed before the reply came; the command may or may not have run."""
 
@@ -79,52 +88,6 @@ def checked(replies: Sequence[Any]) -> list[Any]:
         if isinstance(reply, ReplyError):
             raise reply
     return list(replies)
-
-
-@dataclass(frozen=True, slots=True)
-class RedisAddress:
-    """Where a Redis server is and how to log in, parsed from a URL."""
-
-    host: str = "localhost"
-    port: int = 6379
-    path: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisAddress:
-        """Parse ``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` or ``unix:///path?db=``."""
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise InvalidOptionError(
-                f"unsupported Redis URL scheme {parts.scheme!r} in {url!r}; "
-                "use redis://, rediss:// or unix://"
-            )
-        db_text = query.get("db", [""])[0]
-        if parts.scheme != "unix" and parts.path.strip("/"):
-            db_text = parts.path.strip("/")
-        try:
-            db = int(db_text or 0)
-        except ValueError:
-            raise InvalidOptionError(f"the database in {url!r} must be a number") from None
-        return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 6379,
-            path=unquote(parts.path) if parts.scheme == "unix" else None,
-            db=db,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            tls=parts.scheme == "rediss",
-        )
-
-    def __str__(self) -> str:
-        if self.path:
-            return f"unix://{self.path}?db={self.db}"
-        scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{self.host}:{self.port}/{self.db}"
 
 
 class _Protocol(asyncio.Protocol):
@@ -165,7 +128,9 @@ class _Protocol(asyncio.Protocol):
                 fut.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionLost(f"connection to Redis lost: {exc or 'closed'}"))
+        lost = ConnectionLost(f"connection to Redis lost: {exc or 'closed'}")
+        lost.__cause__ = exc  # a TLS alert behind it tells a final refusal apart
+        self._fail(lost)
 
     def _fail(self, exc: Exception) -> None:
         self.lost = exc
@@ -173,6 +138,30 @@ class _Protocol(asyncio.Protocol):
             fut = self.pending.popleft()
             if not fut.done():
                 fut.set_exception(exc)
+
+
+def _setup_commands(address: RedisAddress, name: str | None) -> list[tuple[Any, ...]]:
+    """What every new connection sends first, in one write."""
+    setup: list[tuple[Any, ...]] = []
+    if address.password is not None:
+        if address.username:
+            setup.append(("AUTH", address.username, address.password))
+        else:
+            setup.append(("AUTH", address.password))
+    if address.db:
+        setup.append(("SELECT", address.db))
+    if name:
+        setup.append(("CLIENT", "SETNAME", name))
+    setup.append(("INFO", "server"))
+    return setup
+
+
+def _checked_version(conn: Connection, info: Any) -> None:
+    try:
+        check_version(info, conn.address)
+    except BaseException:
+        conn.close()
+        raise
 
 
 class Connection:
@@ -190,40 +179,44 @@ class Connection:
     async def open(
         cls, address: RedisAddress, *, name: str | None = None, timeout: float = 5.0
     ) -> Connection:
-        """Connect, log in, select the database and optionally name the connection."""
+        """Connect, log in, select the database, name the connection and check the server's
+        version, in one round trip; a refusal that will not heal raises a
+        BackendRefusedError subclass, anything that may pass an OSError (retried)."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
-            if address.path:
-                _, protocol = await loop.create_unix_connection(_Protocol, address.path)
-            else:
-                context = ssl.create_default_context() if address.tls else None
-                _, protocol = await loop.create_connection(
-                    _Protocol, address.host, address.port, ssl=context
-                )
-            conn = cls(protocol, address)
-            setup: list[tuple[Any, ...]] = []
-            if address.password is not None:
-                if address.username:
-                    setup.append(("AUTH", address.username, address.password))
+            try:
+                if address.path:
+                    _, protocol = await loop.create_unix_connection(_Protocol, address.path)
                 else:
-                    setup.append(("AUTH", address.password))
-            if address.db:
-                setup.append(("SELECT", address.db))
-            if name:
-                setup.append(("CLIENT", "SETNAME", name))
-            if setup:
-                try:
-                    replies = await asyncio.gather(*(conn.send(c) for c in setup))
-                except BaseException:
-                    conn.close()  # cancelled or timed out mid set-up: leave no socket behind
-                    raise
-                for reply in replies:
-                    if isinstance(reply, ReplyError):
+                    context = address.tls.context() if address.tls else None
+                    _, protocol = await loop.create_connection(
+                        _Protocol, address.host, address.port, ssl=context
+                    )
+            except ssl.SSLError as exc:
+                refusal = tls_refusal(exc, address)
+                if refusal is not None:
+                    raise refusal from None
+                raise
+            conn = cls(protocol, address)
+            setup = _setup_commands(address, name)
+            try:
+                replies = await asyncio.gather(*(conn.send(c) for c in setup))
+            except BaseException as exc:
+                conn.close()  # cancelled or timed out mid set-up: leave no socket behind
+                refusal = tls_refusal(exc, address) if address.tls else None
+                if refusal is not None:
+                    raise refusal from None
+                raise
+            for command, reply in zip(setup, replies, strict=True):
+                if command[0] == "INFO":
+                    if not isinstance(reply, ReplyError):
+                        _checked_version(conn, reply)
+                    elif not isinstance(reply, PermissionReply):  # no INFO for this user: skip
                         conn.close()
-                        text = f"Redis at {address} refused set-up: {reply}"
-                        if str(reply).startswith(_TRANSIENT_SETUP_ERRORS):
-                            raise BackendUnavailableError(text)  # retried: it will pass
-                        raise BackendRefusedError(text)  # a wrong password does not heal
+                        raise setup_refusal(reply, command, address)
+                elif isinstance(reply, ReplyError):
+                    conn.close()
+                    raise setup_refusal(reply, command, address)
         return conn
 
     @property
@@ -283,11 +276,23 @@ class Connection:
             self._protocol._fail(ConnectionLost(f"writing to Redis failed: {exc!r}"))
 
     async def execute(self, *args: Any) -> Any:
-        """Run one command and return its reply; raise ReplyError for an error reply."""
+        """Run one command and return its reply; raise ReplyError for an error reply (an
+        ACL refusal as BackendPermissionError naming the command and key)."""
         reply = await self.send(args)
         if isinstance(reply, ReplyError):
+            if isinstance(reply, PermissionReply):
+                raise permission_error(str(reply), args, self.address) from None
             raise reply
         return reply
+
+    async def many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run ``commands`` in one write; their replies, raising the first error reply (an
+        ACL refusal as BackendPermissionError naming its command and key)."""
+        replies = await asyncio.gather(*(self.send(command) for command in commands))
+        for command, reply in zip(commands, replies, strict=True):
+            if isinstance(reply, PermissionReply):
+                raise permission_error(str(reply), command, self.address) from None
+        return checked(replies)
 
     def close(self) -> None:
         """Close the socket; pending commands fail with ConnectionLost."""
@@ -350,13 +355,17 @@ class RedisClient:
                 )
             except (OSError, TimeoutError) as exc:
                 now = time.monotonic()
+                reason = str(exc) or f"no answer within {self.connect_timeout:g} s"
                 if deadline is not None and now >= deadline:
+                    hint = ""
+                    if self.address.tls and isinstance(exc, TimeoutError):
+                        hint = " (a plain port never answers a TLS handshake: is it the tls-port?)"
                     raise BackendUnavailableError(
-                        f"cannot reach Redis at {self.address}: {exc}. Is it running, and is "
-                        "the URL right?"
+                        f"cannot reach Redis at {self.address}: {reason}{hint}. Is it running, "
+                        "and is the URL right?"
                     ) from None
                 if attempt == 1 or attempt % 20 == 0:
-                    log.warning("Redis at %s unreachable (%s); retrying", self.address, exc)
+                    log.warning("Redis at %s unreachable (%s); retrying", self.address, reason)
                 # Never sleep past the deadline: try once more right at it.
                 await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
                 pause = min(pause * 2, 2.0)

@@ -16,8 +16,9 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from .connection import RedisClient, ReplyError
+from .connection import PermissionReply, RedisClient, ReplyError
 from .keys import QueueKeys
+from .refusals import permission_error
 
 _NAME = re.compile(r"^(?P<name>[A-Za-z]+)-(?P<keys>\d+)\.lua$")
 
@@ -39,7 +40,17 @@ class Script:
         if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
             reply = await client.send((b"EVAL", self.source, self.num_keys, *keys, *args))
         if isinstance(reply, ReplyError):
-            raise reply
+            raise self.refusal(client, reply, keys)
+        return reply
+
+    def refusal(self, client: RedisClient, reply: ReplyError, keys: Sequence[str]) -> Exception:
+        """The error to raise for an error reply: an ACL refusal names the script, the
+        command it called and the keys (field report: NOPERM was a raw ReplyError)."""
+        if isinstance(reply, PermissionReply):
+            return permission_error(
+                str(reply), (b"EVALSHA", self.sha), client.address,
+                script=(self.name, self.source), keys=keys,
+            )  # fmt: skip
         return reply
 
     async def run_many(
@@ -54,7 +65,7 @@ class Script:
             if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
                 replies[i] = await self.run(client, keys, arg_lists[i])
             elif isinstance(reply, ReplyError):
-                raise reply
+                raise self.refusal(client, reply, keys)
         return replies
 
 

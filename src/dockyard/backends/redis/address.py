@@ -1,0 +1,226 @@
+"""Where a Redis server is and how to reach it (TLS, login, database), parsed from a URL.
+
+``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` (TLS) and ``unix:///path?db=N``.
+Options go in the query; an unknown or repeated one is refused, never ignored, so a typo
+cannot turn certificate checks off unnoticed. Other schemes (Sentinel, Cluster) are meant
+to join :data:`_SCHEMES` with a parser of their own and share the query options.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+from ...errors import InvalidOptionError
+
+#: ``ssl_cert_reqs`` values and what they mean to Python's ssl module.
+_CERT_REQS = {
+    "required": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+}
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+#: Every query option, by name: what each scheme accepts is checked by its parser.
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+QUERY_OPTIONS = ("db", *TLS_OPTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """How a ``rediss://`` connection checks the server and shows itself: a CA file (else
+    the system's), an optional client certificate and key, and how strict to verify."""
+
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    cert_reqs: str = "required"
+    check_hostname: bool = True
+
+    def context(self) -> ssl.SSLContext:
+        """A fresh client context (files are read again, so renewed certificates count);
+        a missing or bad file raises InvalidOptionError naming its option."""
+        context = ssl.create_default_context()
+        context.check_hostname = self.check_hostname
+        context.verify_mode = _CERT_REQS[self.cert_reqs]
+        if self.ca_certs is not None:
+            _load("ssl_ca_certs", self.ca_certs, lambda: context.load_verify_locations(
+                cafile=self.ca_certs))  # fmt: skip
+        if self.certfile is not None:
+            shown = self.certfile + (f" with key {self.keyfile}" if self.keyfile else "")
+            _load("ssl_certfile", shown, lambda: context.load_cert_chain(
+                self.certfile or "", self.keyfile))  # fmt: skip
+        return context
+
+
+def _load(option: str, path: str, load: Callable[[], None]) -> None:
+    try:
+        load()
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidOptionError(
+            f"{option}={path}: cannot be used ({reason}); give a readable PEM file"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """Where a Redis server is and how to log in; ``tls`` is None for a plain connection."""
+
+    host: str = "localhost"
+    port: int = 6379
+    path: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: TlsOptions | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        """Parse ``redis://``, ``rediss://`` or ``unix://`` with its query options; anything
+        wrong (a bad scheme, an unknown option, an unreadable certificate) raises
+        InvalidOptionError before a connection is tried."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  # a bad port raises only when read
+        except ValueError as exc:
+            raise InvalidOptionError(f"{_safe(url)} is not a valid URL: {exc}") from None
+        parser = _SCHEMES.get(parts.scheme.lower())
+        if parser is None:
+            raise InvalidOptionError(
+                f"unsupported Redis URL scheme {parts.scheme!r} in {_safe(url)}; "
+                "use redis://, rediss:// or unix://"
+            )
+        return parser(url, parts, _query(url, parts.query))
+
+    @property
+    def user(self) -> str:
+        """The ACL user this address logs in as (``default`` when the URL names none)."""
+        return self.username or "default"
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"unix://{self.path}?db={self.db}"
+        scheme = "rediss" if self.tls else "redis"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/{self.db}"
+
+
+def _safe(url: str) -> str:
+    """``url`` quoted for a message, its password hidden."""
+    from .. import display_url
+
+    return repr(display_url(url))
+
+
+def _query(url: str, query: str) -> dict[str, str]:
+    """The query options, each given once with a value; anything else is refused."""
+    try:
+        values = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise InvalidOptionError(f"the query of {_safe(url)} is malformed") from None
+    for name, given in values.items():
+        if name not in QUERY_OPTIONS:
+            raise InvalidOptionError(
+                f"unknown option {name!r} in {_safe(url)}; Redis URLs take "
+                + ", ".join(QUERY_OPTIONS)
+            )
+        if len(given) > 1:
+            raise InvalidOptionError(f"option {name!r} is given {len(given)} times in {_safe(url)}")
+        if not given[0]:
+            raise InvalidOptionError(f"option {name!r} has no value in {_safe(url)}")
+    return {name: given[0] for name, given in values.items()}
+
+
+def _db(url: str, text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise InvalidOptionError(
+            f"the database in {_safe(url)} must be a number from 0 up, not {text!r}"
+        )
+    return int(text)
+
+
+def _tls(url: str, query: dict[str, str]) -> TlsOptions:
+    """The TLS options of the query, checked now (files loaded once) so a bad one fails
+    at construction rather than at the first connection."""
+    reqs = query.get("ssl_cert_reqs", "required").lower()
+    if reqs not in _CERT_REQS:
+        raise InvalidOptionError(
+            f"ssl_cert_reqs={reqs!r} in {_safe(url)}: use required (the default), optional or none"
+        )
+    check_text = query.get("ssl_check_hostname", "true" if reqs != "none" else "false").lower()
+    if check_text not in _TRUE + _FALSE:
+        raise InvalidOptionError(
+            f"ssl_check_hostname={check_text!r} in {_safe(url)}: use true or false"
+        )
+    check = check_text in _TRUE
+    if check and reqs == "none":
+        raise InvalidOptionError(
+            f"ssl_check_hostname=true needs a verified certificate, but {_safe(url)} sets "
+            "ssl_cert_reqs=none; drop one of them"
+        )
+    if "ssl_keyfile" in query and "ssl_certfile" not in query:
+        raise InvalidOptionError(
+            f"ssl_keyfile in {_safe(url)} needs ssl_certfile (the client certificate) too"
+        )
+    options = TlsOptions(
+        ca_certs=query.get("ssl_ca_certs"),
+        certfile=query.get("ssl_certfile"),
+        keyfile=query.get("ssl_keyfile"),
+        cert_reqs=reqs,
+        check_hostname=check,
+    )
+    options.context()  # raises InvalidOptionError for a missing or bad file
+    return options
+
+
+def _password(parts: SplitResult) -> str | None:
+    """The URL's password; a user named without one logs in with an empty password (which
+    a ``nopass`` ACL user accepts), rather than being silently dropped for ``default``."""
+    if parts.password:
+        return unquote(parts.password)
+    return "" if parts.username else None
+
+
+def _tcp(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    tls = parts.scheme.lower() == "rediss"
+    given_tls = [name for name in TLS_OPTIONS if name in query]
+    if given_tls and not tls:
+        raise InvalidOptionError(
+            f"{', '.join(given_tls)} in {_safe(url)} only apply to TLS: use rediss:// "
+            "(a plain redis:// connection would ignore them)"
+        )
+    path_db = parts.path.strip("/")
+    if path_db and "db" in query:
+        raise InvalidOptionError(f"{_safe(url)} gives the database twice (path and ?db=)")
+    return RedisAddress(
+        host=parts.hostname or "localhost",
+        port=parts.port or 6379,
+        db=_db(url, path_db or query.get("db", "0")),
+        username=unquote(parts.username) if parts.username else None,
+        password=_password(parts),
+        tls=_tls(url, query) if tls else None,
+    )
+
+
+def _unix(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    given_tls = [name for name in TLS_OPTIONS if name in query]
+    if given_tls:
+        raise InvalidOptionError(
+            f"{', '.join(given_tls)} in {_safe(url)}: TLS is not used over a unix socket"
+        )
+    path = unquote(parts.path)
+    if not path:
+        raise InvalidOptionError(f"{_safe(url)} names no socket; use unix:///path/to/redis.sock")
+    return RedisAddress(
+        path=path,
+        db=_db(url, query.get("db", "0")),
+        username=unquote(parts.username) if parts.username else None,
+        password=_password(parts),
+    )
+
+
+_Parser = Callable[[str, SplitResult, dict[str, str]], RedisAddress]
+#: URL scheme -> its parser.
+_SCHEMES: dict[str, _Parser] = {"redis": _tcp, "rediss": _tcp, "unix": _unix}
