@@ -1,6 +1,17 @@
 --[[
   Add a whole flow (a tree of parent and child jobs, in queues of one prefix) at once.
 
+  KEYS: none.
+
+  ARGV[1] prefix "<P>"   ARGV[2] now (ms)
+  Then 14 fields per node, parents before their descendants:
+    queue name, job id, name, data (JSON), opts (JSON), timestamp (ms), delay (ms),
+    priority, lifo "1"|"0", has children "1"|"0", parent key "<P>:<N>:<pid>" ("" = none),
+    parent queue key "<P>:<N>", parent id, parent JSON.
+
+  Returns {0}, or {code, node index (0-based)}: -5 the parent of that node does not exist,
+  -7 that node's id exists as the child of another (existing) parent.
+
   One script rather than BullMQ's MULTI of per-node adds: every check runs before the
   first write, so a refused flow writes nothing. The writes are BullMQ's (A.3): a node
   with children is stored and put in `waiting-children` (events `added`, `waiting-children`);
@@ -14,17 +25,6 @@
   completed: its return value is recorded in the parent's `:processed`; else it becomes a
   pending dependency) and `duplicated` is emitted; nothing else of it changes. Parents are
   released at the end when none of their children is pending (6.7's deferred release).
-
-  KEYS: none.
-
-  ARGV[1] prefix "<P>"   ARGV[2] now (ms)
-  Then 14 fields per node, parents before their descendants:
-    queue name, job id, name, data (JSON), opts (JSON), timestamp (ms), delay (ms),
-    priority, lifo "1"|"0", has children "1"|"0", parent key "<P>:<N>:<pid>" ("" = none),
-    parent queue key "<P>:<N>", parent id, parent JSON.
-
-  Returns {0}, or {code, node index (0-based)}: -5 the parent of that node does not exist,
-  -7 that node's id exists as the child of another (existing) parent.
 ]]
 local P, nowText = ARGV[1], ARGV[2]
 local now = tonumber(nowText)
