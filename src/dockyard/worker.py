@@ -2,8 +2,8 @@
 
 A worker is a few named tasks under one supervisor:
 
-- ``slot`` x concurrency: run a job, finish it, and take the next one from the same
-  script call (fetch-next) when there is one;
+- ``slot`` x concurrency: run a job, finish it (``_outcomes.py``), and take the next one
+  from the same script call (fetch-next) when there is one;
 - ``fetch``: fills idle slots (several jobs per call) and otherwise blocks on the queue's
   marker until a job is ready or a delayed job is due;
 - ``LockKeeper`` (its own thread and connection): renews the locks of all held jobs in
@@ -29,21 +29,15 @@ from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
-from ._runner import Runner, refused
+from ._outcomes import dead_letter, release, store_outcome
+from ._runner import Runner
 from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
 from ._settings import limiter_of, metrics_points
 from ._storecheck import startup_warnings
 from .backends import Backend, open_backend
-from .backends.base import Fetched, Finish, Lease
+from .backends.base import Fetched, Lease
 from .durations import to_ms, to_seconds
-from .errors import (
-    BackendFullError,
-    BackendRefusedError,
-    FailedChildrenError,
-    JobStateError,
-    LockLostError,
-    PendingChildrenError,
-)
+from .errors import BackendRefusedError
 from .job import Job
 from .options import KeepJobs
 
@@ -211,7 +205,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             # Jobs fetched as the slots were closing never started: back to wait with them.
-            await self._release([job for job in self._held.values() if job.token is not None])
+            unstarted = [job for job in self._held.values() if job.token is not None]
+            await release(self.backend, unstarted, held=self._held)
             self._held.clear()
             await asyncio.to_thread(self._keeper.stop)
             await self._runner.close()
@@ -275,7 +270,7 @@ class Worker:
             abandoned = [job for job in self._held.values() if job.token is not None]
             for task in self._slots:
                 task.cancel()
-            await self._release(abandoned)
+            await release(self.backend, abandoned, held=self._held)
 
     def _begin_close(self) -> None:
         """The synchronous half of close: take no more jobs, free idle slots."""
@@ -296,17 +291,6 @@ class Worker:
             log.error("the store refuses this worker, stopping (retrying cannot help): %s", exc)
             self._begin_close()
             asyncio.get_running_loop().create_task(self.close())
-
-    async def _release(self, jobs: list[Job]) -> None:
-        """Put jobs whose handlers were stopped back at the front of wait at once (no
-        attempt counted), rather than leaving them to the stalled check."""
-        for job in jobs:
-            assert job.token is not None
-            self._held.pop(job.id, None)
-            # Bounded: with the store down, the stalled check requeues them later instead.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5.0):
-                    await self.backend.finish(Finish(job.id, job.token, "release", ""), None)
 
     async def rate_limit(self, seconds: float) -> None:
         """Take no new jobs for ``seconds`` (a limit found by a handler, e.g. an HTTP 429);
@@ -372,7 +356,9 @@ class Worker:
                 extra={"job_id": job.id, "job_name": job.name, "outcome": finish.outcome},
             )
         if finish.outcome == "failed" and job.opts.dead_letter_queue:
-            await self._dead_letter(job, finish)
+            await dead_letter(
+                self.backend, job, finish=finish, prefix=self.prefix, source=self.queue
+            )
         limit = self._max_jobs
         if limit is not None and self.processed >= limit and not self._closing.is_set():
             log.info("recycling after %d jobs (max_jobs)", self.processed)
@@ -384,7 +370,15 @@ class Worker:
         if next_lease is not None:
             self._pending.add(next_lease.token)
         try:
-            fetched = await self._store(job, finish, next_lease, 1 + len(self._idle))
+            fetched = await store_outcome(
+                self.backend,
+                job,
+                finish=finish,
+                lease=next_lease,
+                count=1 + len(self._idle),
+                runner=self._runner,
+                on_refusal=self._refused,
+            )
             self._hold(fetched)
         finally:
             if next_lease is not None:
@@ -395,68 +389,6 @@ class Worker:
         for extra in rest:
             self._hand_out(extra)
         return first
-
-    async def _store(
-        self, job: Job, finish: Finish, lease: Lease | None, count: int
-    ) -> Fetched | None:
-        """Store an outcome (and fetch up to ``count`` next jobs), retrying through
-        connection loss until the store answers."""
-        pause = 0.1
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.backend.finish(finish, lease, count)
-            except (PendingChildrenError, FailedChildrenError) as exc:
-                # A parent whose children are not done cannot complete: fail it instead.
-                log.warning("job %s: %s", job.id, exc)
-                finish, attempt = refused(self._runner, job, finish.token, exc), 0
-            except (LockLostError, JobStateError) as exc:
-                if attempt > 1:
-                    log.info("job %s: outcome already stored before the reconnect", job.id)
-                else:
-                    log.warning("job %s: %s", job.id, exc)
-                return None
-            except BackendRefusedError as exc:  # left active: the stalled check requeues it
-                self._refused(exc)
-                return None
-            except (ConnectionError, BackendFullError) as exc:
-                log.warning("job %s: could not store outcome (%s); retrying", job.id, exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
-            except Exception as exc:
-                # Never let the slot die: the job stays active until the stalled check.
-                log.error(
-                    "job %s: storing its outcome failed (%s: %s); it is left to the stalled check",
-                    job.id,
-                    type(exc).__name__,
-                    exc,
-                )
-                return None
-
-    async def _dead_letter(self, job: Job, finish: Finish) -> None:
-        """Copy a job that failed for good into its dead-letter queue (retried through
-        connection loss; a worker crash in between loses the copy, not the failed job)."""
-        from .queue import Queue
-
-        name = job.opts.dead_letter_queue
-        assert name is not None
-        job.failed_reason = finish.value
-        job.attempts_made += 1
-        job.finished_on = time.time()
-        pause = 0.1
-        target = Queue(name, prefix=self.prefix, backend=self.backend.sibling(name))
-        try:
-            while True:
-                try:
-                    await target.add_dead_letter(job, self.queue)
-                    return
-                except ConnectionError as exc:
-                    log.warning("job %s: dead-letter copy failed (%s); retrying", job.id, exc)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 5.0)
-        finally:
-            await target.close()
 
     def _hold(self, fetched: Fetched | None) -> None:
         """Register fetched jobs as held, in the same step that reads the store's reply."""

@@ -11,7 +11,7 @@ from ...options import JobOptions
 from ..base import Lease, NewJob
 from ..metrics import Metrics
 from ..schedulerlogic import StoredScheduler
-from . import flows
+from . import flows, outcomes
 from .structures import Waiter, ZSet
 
 loads: Callable[[str], Any]
@@ -385,144 +385,13 @@ class QueueState:
         first = self.delayed.first()
         return taken, 0, (int(first[0]) // 4096 if first is not None else 0)
 
-    def finish(
-        self,
-        job_id: str,
-        token: str,
-        now: int,
-        completed: bool,
-        value: str,
-        stacktrace: str | None,
-        keep_count: int,
-        keep_age: float,
-        attempts: int,
-        metrics: int = 0,
-    ) -> int:
-        """moveToFinished (without its fetch-next): 0 or a negative code."""
-        rec = self.jobs.get(job_id)
-        if rec is None:
-            return -1
-        if completed and job_id in self.deps:
-            refused = flows.completion_refused(self, job_id)
-            if refused < 0:
-                return refused
-        code = self.take_lock(job_id, token, now)
-        if code < 0:
-            return code
-        if not self.deactivate(job_id):
-            return -3
-        rec.atm += 1
-        if rec.parent is not None:
-            flows.child_finished(self, rec, completed, value, now)
-        target = self.completed if completed else self.failed
-        self.release_dedup(rec, untimed_only=True)
-        if keep_count == 0:
-            self.delete(job_id)
-        else:
-            target.add(job_id, now)
-            rec.finished_on = now
-            if completed:
-                rec.where = "completed"
-                rec.returnvalue = value
-            else:
-                rec.where = "failed"
-                rec.failed_reason = value
-                if stacktrace:
-                    rec.stacktrace = stacktrace
-                rec.defa = None
-            if keep_age > 0:
-                for old in target.up_to(now - keep_age * 1000, 1000):
-                    self.delete(old)
-                    target.remove(old)
-            if keep_count > 0:
-                for old in target.by_rank(keep_count, -1, reverse=True):
-                    self.delete(old)
-                    target.remove(old)
-        if metrics > 0:
-            kind = "completed" if completed else "failed"
-            self.metrics.setdefault(kind, Metrics()).record(now, metrics)
-        if completed:
-            self.emit(now, "completed", {"jobId": job_id, "returnvalue": value, "prev": "active"})
-        else:
-            self.emit(now, "failed", {"jobId": job_id, "failedReason": value, "prev": "active"})
-            if rec.atm >= attempts:
-                self.emit(now, "retries-exhausted", {"jobId": job_id, "attemptsMade": str(rec.atm)})
-        waiters = self.finish_waiters.pop(job_id, None)
-        if waiters:
-            outcome = ("completed" if completed else "failed", value)
-            for waiter in waiters:
-                waiter.wake(outcome)
-        return 0
+    # -- the end of an attempt (outcomes.py) -------------------------------------------
 
-    def drained(self, now: int) -> None:
-        if not self.wait and not self.active and not self.prioritized:
-            self.emit(now, "drained")
-
-    def retry(
-        self,
-        job_id: str,
-        token: str,
-        now: int,
-        lifo: bool,
-        reason: str,
-        stacktrace: str | None,
-        counted: bool = True,
-    ) -> int:
-        """retryJob: back to wait (or prioritized) at once."""
-        self.promote(now)
-        rec = self.jobs.get(job_id)
-        if rec is None:
-            return -1
-        code = self.take_lock(job_id, token, now)
-        if code < 0:
-            return code
-        if counted:
-            rec.failed_reason = reason
-            if stacktrace:
-                rec.stacktrace = stacktrace
-        if not self.deactivate(job_id):
-            return -3
-        self.enqueue_ready(rec, rec.priority, lifo)
-        if not self.paused:
-            self.wake_workers()
-        if counted:
-            rec.atm += 1
-        self.emit(now, "waiting", {"jobId": job_id, "prev": "active"})
-        return 0
-
-    def move_to_delayed(
-        self,
-        job_id: str,
-        token: str,
-        now: int,
-        delay: int,
-        reason: str,
-        stacktrace: str | None,
-        counted: bool = True,
-    ) -> int:
-        """moveToDelayed: due at now + delay, attemptsMade + 1."""
-        rec = self.jobs.get(job_id)
-        if rec is None:
-            return -1
-        code = self.take_lock(job_id, token, now)
-        if code < 0:
-            return code
-        if reason:
-            rec.failed_reason = reason
-        if stacktrace:
-            rec.stacktrace = stacktrace
-        if not self.deactivate(job_id):
-            return -3
-        due = now + delay
-        self.delayed.add(job_id, self.delayed_score(due))
-        rec.where = "delayed"
-        rec.delay = delay
-        if counted:
-            rec.atm += 1
-        self.emit(now, "delayed", {"jobId": job_id, "delay": str(due)})
-        if not self.paused:
-            self.wake_workers()
-        return 0
+    finish = outcomes.finish
+    retry = outcomes.retry
+    move_to_delayed = outcomes.move_to_delayed
+    drained = outcomes.drained
+    outcome_from_events = outcomes.outcome_from_events
 
     def extend_locks(self, locks: Mapping[str, str], lock_ms: int, now: int) -> list[str]:
         lost: list[str] = []
@@ -597,16 +466,6 @@ class QueueState:
             self.jobs[job_id].where = where
         dst.extend(src)
         src.clear()
-
-    def outcome_from_events(self, job_id: str) -> tuple[str, str] | None:
-        for _, _, name, fields in reversed(self.events):
-            if fields is None or fields.get("jobId") != job_id:
-                continue
-            if name == "completed":
-                return "completed", fields.get("returnvalue", "null")
-            if name == "failed":
-                return "failed", fields.get("failedReason", "")
-        return None
 
     def events_after(self, after: tuple[int, int], count: int) -> list[_Event]:
         out: list[_Event] = []
