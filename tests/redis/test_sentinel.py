@@ -1,0 +1,197 @@
+"""Redis Sentinel: ``redis+sentinel://`` URLs find the primary and follow it through a failover.
+
+Every server is private (a primary, its replica, three sentinels on free loopback ports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import redis
+from dockyard import (
+    BackendUnavailableError,
+    FlowProducer,
+    InvalidOptionError,
+    Job,
+    Queue,
+    QueueEvents,
+    Worker,
+)
+from dockyard.backends import display_url
+from dockyard.backends.redis.address import RedisAddress
+from dockyard.backends.redis.sentinel import SentinelServiceError
+from dockyard.devserver import free_port
+from dockyard.errors import BackendRefusedError
+
+from ..waiting import wait_for
+from .sentinels import SERVICE, Sentinels
+
+JOBS = 5000
+CHUNK = 250
+
+
+@pytest.fixture(scope="module")
+def sentinels() -> Any:
+    """One Sentinel set-up for the tests that do not fail it over."""
+    with Sentinels() as group:
+        yield group
+
+
+# -- URLs -------------------------------------------------------------------------------
+
+
+def test_sentinel_url_names_every_sentinel_the_service_and_the_db() -> None:
+    address = RedisAddress.from_url(
+        "redis+sentinel://u:p%40ss@h1,h2:26380,[::1]:26381/my-service/3"
+        "?sentinel_username=sen&sentinel_password=s3cret"
+    )
+    assert address.sentinel is not None
+    assert address.sentinel.hosts == (("h1", 26379), ("h2", 26380), ("::1", 26381))
+    assert address.sentinel.service == "my-service"
+    assert (address.sentinel.username, address.sentinel.password) == ("sen", "s3cret")
+    assert (address.db, address.username, address.password) == (3, "u", "p@ss")
+    assert address.tls is None
+    assert str(address) == "redis+sentinel://h1:26379,h2:26380,[::1]:26381/my-service/3"
+
+
+def test_rediss_sentinel_takes_the_tls_options() -> None:
+    address = RedisAddress.from_url("rediss+sentinel://h1/svc?ssl_cert_reqs=none")
+    assert address.tls is not None and address.tls.cert_reqs == "none"
+    assert address.db == 0 and address.password is None
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://h1:26379", "must name the service"),
+        ("redis+sentinel://h1:26379/", "must name the service"),
+        ("redis+sentinel://h1:26379/svc/1/2", "must name the service"),
+        ("redis+sentinel://h1:26379/svc/x", "database"),
+        ("redis+sentinel://h1:26379/svc/1?db=2", "twice"),
+        ("redis+sentinel://h1:port/svc", "bad port"),
+        ("redis+sentinel://h1:70000/svc", "bad port"),
+        ("redis+sentinel://h1,,h2/svc", "empty sentinel"),
+        ("redis+sentinel://h1/svc?ssl_cert_reqs=none", "use rediss\\+sentinel"),
+        ("redis+sentinel://h1/svc?sentinel_pass=x", "unknown option"),
+        ("redis://h1/0?sentinel_password=x", "only apply to redis\\+sentinel"),
+    ],
+)
+def test_bad_sentinel_urls_are_refused_by_name(url: str, says: str) -> None:
+    with pytest.raises(InvalidOptionError, match=says):
+        RedisAddress.from_url(url)
+    with pytest.raises(InvalidOptionError, match=says):
+        Queue("q", url=url)
+
+
+@given(st.text(max_size=60))
+def test_any_sentinel_url_parses_or_is_refused_with_invalid_option(tail: str) -> None:
+    for scheme in ("redis+sentinel://", "rediss+sentinel://"):
+        try:
+            address = RedisAddress.from_url(scheme + tail)
+        except InvalidOptionError:
+            continue
+        assert address.sentinel is not None and address.sentinel.service
+        assert all(0 < port < 65536 for _, port in address.sentinel.hosts)
+
+
+def test_printed_sentinel_urls_hide_both_passwords() -> None:
+    shown = display_url("redis+sentinel://u:secret@h1,h2/svc?sentinel_password=hush&db=1")
+    assert "secret" not in shown and "hush" not in shown
+    assert shown == "redis+sentinel://u:***@h1,h2/svc?sentinel_password=***&db=1"
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+
+async def test_producer_and_worker_meet_through_the_sentinels(sentinels: Sentinels) -> None:
+    url = sentinels.url(dead_first=free_port())  # an unreachable sentinel first: skipped
+    done: list[str] = []
+    async with (
+        Queue("sq", url=url) as queue,
+        QueueEvents("sq", url=url, block=0.5),
+        Worker("sq", lambda job: job.data["n"] * 2, url=url),
+    ):
+        job = await queue.add("double", {"n": 21})
+        assert await job.wait_until_finished(timeout=20) == 42
+        done.append(job.id or "")
+    with contextlib.closing(redis.Redis(port=sentinels.primary_port())) as primary:
+        assert primary.zscore("bull:sq:completed", done[0]) is not None
+
+
+async def test_flow_producer_works_through_the_sentinels(sentinels: Sentinels) -> None:
+    async with FlowProducer(url=sentinels.url()) as flows:
+        tree = await flows.add({"name": "parent", "queue": "fq", "children": [
+            {"name": "child", "queue": "fq", "data": {}}]})  # fmt: skip
+    with contextlib.closing(redis.Redis(port=sentinels.primary_port())) as primary:
+        assert primary.exists(f"bull:fq:{tree.job.id}")
+
+
+async def test_an_unknown_service_is_a_typed_error_at_once(sentinels: Sentinels) -> None:
+    async with Queue("q", url=sentinels.url(service="no-such-service")) as queue:
+        with pytest.raises(SentinelServiceError, match="no-such-service") as caught:
+            await asyncio.wait_for(queue.add("x", {}), 15)
+    assert isinstance(caught.value, BackendRefusedError)
+    assert "sentinel monitor" in str(caught.value)
+
+
+async def test_no_sentinel_reachable_is_unavailable_after_the_window() -> None:
+    url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/svc"
+    from dockyard.backends import open_backend
+
+    async with Queue("q", backend=open_backend(url, "q", retry_for=0.3)) as queue:
+        with pytest.raises(BackendUnavailableError, match="no sentinel"):
+            await asyncio.wait_for(queue.add("x", {}), 15)
+
+
+# -- failover -----------------------------------------------------------------------------
+
+
+async def test_a_failover_during_five_thousand_jobs_loses_none_and_repeats_none() -> None:
+    """SENTINEL FAILOVER while a producer adds and a worker runs: every job completes once;
+    each add either succeeds or raises BackendUnavailableError (then added again by id)."""
+    with Sentinels() as group:
+        url = group.url()
+        old_primary = group.primary_port()
+        unavailable: list[str] = []
+        ran: dict[str, int] = {}
+
+        async def add_range(queue: Queue, start: int, stop: int) -> None:
+            for first in range(start, stop, CHUNK):
+                batch = [("noop", {}, {"job_id": f"j{n}"}) for n in range(first, first + CHUNK)]
+                while True:
+                    try:
+                        await queue.add_bulk(batch)
+                        break
+                    except BackendUnavailableError as exc:
+                        unavailable.append(str(exc))  # the same ids again: nothing doubles
+
+        def handler(job: Job) -> None:
+            ran[job.id or ""] = ran.get(job.id or "", 0) + 1
+
+        async with (
+            Queue("fo", url=url) as queue,
+            Worker("fo", handler, url=url, concurrency=50, max_stalled_count=10),
+        ):
+            await add_range(queue, 0, 2000)
+            with contextlib.closing(group.sentinel()) as sentinel:
+                assert sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+            await add_range(queue, 2000, JOBS)  # during the switch
+            await wait_for(lambda: group.primary_port() != old_primary, 30, "the switch")
+            new_port = group.primary_port()
+            with contextlib.closing(redis.Redis(port=new_port, decode_responses=True)) as new:
+                await wait_for(lambda: new.zcard("bull:fo:completed") >= JOBS, 90, "all done")
+                completed = set(new.zrange("bull:fo:completed", 0, -1))
+                assert completed == {f"j{n}" for n in range(JOBS)}
+                pipe = new.pipeline()
+                for n in range(JOBS):
+                    pipe.hget(f"bull:fo:j{n}", "atm")
+                attempts = pipe.execute()
+                assert attempts == ["1"] * JOBS  # each completed exactly once
+                assert new.execute_command("ROLE")[0] == "master"
+        assert set(ran) == completed
