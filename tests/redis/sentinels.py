@@ -16,6 +16,7 @@ from types import TracebackType
 
 import redis
 from dockyard.devserver import RedisServer, free_port
+
 from ..waiting import wait_until
 
 SERVICE = "dockyard-main"
