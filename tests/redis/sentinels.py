@@ -1,8 +1,10 @@
 """A private Sentinel set-up for tests: a primary, a replica and three sentinels on loopback.
 
-Every process is our own, on a free port, stopped by pid. The servers refuse writes while
-no replica follows them (``min-replicas-to-write 1``), as a production set-up should: a
-demoted primary then cannot take writes that the new primary would never see.
+Every process is our own, on a free port, stopped by pid. The first primary refuses writes
+while no replica follows it (``min-replicas-to-write 1``), as a production set-up should:
+once the failover detaches its replica it cannot take writes the new primary would never
+see. (The replica has no such setting: with a single replica, the new primary would have
+none to count until the sentinels reconfigure the old one, some ten seconds later.)
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Sentinels:
     def start(self) -> Sentinels:
         self.primary.start()
         self.replica = RedisServer(
-            extra_args=(*SAFE_WRITES, "--replicaof", "127.0.0.1", str(self.primary.port))
+            extra_args=("--replicaof", "127.0.0.1", str(self.primary.port))
         ).start()
         binary = shutil.which("redis-server") or "redis-server"
         for port in self.ports:
