@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import httpx
 import redis
 from dockyard import (
     BackendUnavailableError,
@@ -29,7 +31,9 @@ from dockyard.backends.redis.sentinel import SentinelServiceError
 from dockyard.devserver import free_port
 from dockyard.errors import BackendRefusedError
 
+from ..cli.test_commands import dockyard
 from ..waiting import wait_for
+from ..web.conftest import serve
 from .sentinels import SERVICE, Sentinels
 
 JOBS = 5000
@@ -130,6 +134,29 @@ async def test_flow_producer_works_through_the_sentinels(sentinels: Sentinels) -
             {"name": "child", "queue": "fq", "data": {}}]})  # fmt: skip
     with contextlib.closing(redis.Redis(port=sentinels.primary_port())) as primary:
         assert primary.exists(f"bull:fq:{tree.job.id}")
+
+
+def test_the_cli_adds_and_lists_through_the_sentinels(sentinels: Sentinels) -> None:
+    url = sentinels.url()
+    added = dockyard("add", "cq", "send", "--data", '{"n": 1}', "--url", url, "--json")
+    assert added.returncode == 0, added.stderr
+    job_id = json.loads(added.stdout)["id"]
+    stats = json.loads(dockyard("stats", "--url", url, "--json").stdout)
+    assert stats["cq"]["waiting"] == 1
+    with contextlib.closing(redis.Redis(port=sentinels.primary_port())) as primary:
+        assert primary.exists(f"bull:cq:{job_id}")
+
+
+def test_the_http_api_serves_through_the_sentinels(sentinels: Sentinels) -> None:
+    served = serve(sentinels.url())
+    web = next(served)
+    try:
+        reply = httpx.post(f"{web.base}/api/v1/queues/wq/jobs", json={"name": "x", "data": {}})
+        assert reply.status_code == 202, reply.text
+        job = httpx.get(f"{web.base}/api/v1/queues/wq/jobs/{reply.json()['id']}").json()
+        assert job["state"] == "waiting"
+    finally:
+        served.close()
 
 
 async def test_an_unknown_service_is_a_typed_error_at_once(sentinels: Sentinels) -> None:
