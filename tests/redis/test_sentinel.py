@@ -10,11 +10,11 @@ import contextlib
 import json
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import httpx
 import redis
 from dockyard import (
     BackendUnavailableError,
