@@ -25,7 +25,7 @@ from dockyard import (
     QueueEvents,
     Worker,
 )
-from dockyard.backends import display_url
+from dockyard.backends import display_url, open_backend
 from dockyard.backends.redis.address import RedisAddress
 from dockyard.backends.redis.sentinel import SentinelServiceError
 from dockyard.devserver import free_port
@@ -167,10 +167,27 @@ async def test_an_unknown_service_is_a_typed_error_at_once(sentinels: Sentinels)
     assert "sentinel monitor" in str(caught.value)
 
 
+async def test_a_named_server_that_is_a_replica_is_never_written_to(sentinels: Sentinels) -> None:
+    """A sentinel naming a replica (a demoted primary) is retried, not trusted: ROLE says
+    it is no primary, so after the window the producer gets BackendUnavailableError."""
+    assert sentinels.replica is not None
+    with contextlib.closing(sentinels.sentinel()) as sentinel:
+        sentinel.execute_command(
+            "SENTINEL", "MONITOR", "on-replica", "127.0.0.1", sentinels.replica.port, 2
+        )
+        try:
+            url = f"redis+sentinel://127.0.0.1:{sentinels.ports[0]}/on-replica"
+            async with Queue("rq", backend=open_backend(url, "rq", retry_for=0.5)) as queue:
+                with pytest.raises(BackendUnavailableError, match="not the primary"):
+                    await asyncio.wait_for(queue.add("x", {}), 15)
+        finally:
+            sentinel.execute_command("SENTINEL", "REMOVE", "on-replica")
+    with contextlib.closing(redis.Redis(port=sentinels.replica.port)) as replica:
+        assert not replica.exists("bull:rq:id")
+
+
 async def test_no_sentinel_reachable_is_unavailable_after_the_window() -> None:
     url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/svc"
-    from dockyard.backends import open_backend
-
     async with Queue("q", backend=open_backend(url, "q", retry_for=0.3)) as queue:
         with pytest.raises(BackendUnavailableError, match="no sentinel"):
             await asyncio.wait_for(queue.add("x", {}), 15)
