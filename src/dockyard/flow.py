@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
-from .backends import Backend, open_backend, resolve_url
+from .backends import REDIS_SCHEMES, Backend, open_backend, resolve_url
 from .backends.flowstore import FailurePolicy, FlowNode
 from .backends.redis.keys import validate_queue_name
 from .errors import InvalidJobError, InvalidOptionError, NotSupportedError
@@ -61,7 +61,7 @@ class FlowProducer:
     def __init__(self, *, url: str | None = None, prefix: str = "bull") -> None:
         validate_queue_name("flow", prefix)  # checks the prefix
         self.url = resolve_url(url)
-        if self.url.split("://", 1)[0].lower() in ("redis", "rediss", "unix"):
+        if self.url.split("://", 1)[0].lower() in REDIS_SCHEMES:
             from .backends.redis.address import RedisAddress
 
             RedisAddress.from_url(self.url)  # a bad option fails here, not at the first add

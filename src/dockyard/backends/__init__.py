@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from ..errors import InvalidOptionError, NotSupportedError
 from .base import Backend
@@ -13,6 +13,8 @@ from .base import Backend
 #: user's ``add``, ``worker``, ``stats``, ``demo`` and ``serve`` all meet on one store with
 #: no server to run (field report #20).
 DEFAULT_URL = "sqlite:///dockyard.db"
+#: URL schemes served by the Redis backend.
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 
 
 def resolve_url(url: str | None) -> str:
@@ -27,6 +29,8 @@ def display_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
+    if parts.scheme.lower().endswith("+sentinel"):
+        return _display_sentinel_url(parts)
     if parts.password:
         user = parts.username or ""
         host = parts.hostname or ""
@@ -41,13 +45,26 @@ def display_url(url: str) -> str:
     return url
 
 
+def _display_sentinel_url(parts: SplitResult) -> str:
+    """A Sentinel URL (several hosts, which urlsplit cannot read a port of) with its
+    password and any ``sentinel_password`` hidden."""
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    netloc = f"{user}{':***' if colon else ''}{at}{hosts}"
+    query = "&".join(
+        "sentinel_password=***" if item.startswith("sentinel_password=") else item
+        for item in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def open_backend(
     url: str | None, queue: str, *, prefix: str = "bull", retry_for: float | None = 20.0
 ) -> Backend:
     """The backend for ``url`` serving ``queue``; nothing is connected until first use."""
     url = resolve_url(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
         from .redis import RedisBackend
 
         return RedisBackend(url, queue, prefix=prefix, retry_for=retry_for)
@@ -66,6 +83,7 @@ def open_backend(
         )
     raise InvalidOptionError(
         f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
+        "redis+sentinel://host:26379/SERVICE, "
         "sqlite:///path/to/jobs.db or memory://"
     )
 
@@ -74,7 +92,7 @@ async def list_queues(url: str | None = None, prefix: str = "bull") -> list[str]
     """Names of the queues under ``prefix`` in the store at ``url``, sorted."""
     url = resolve_url(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
         from .redis.admin import list_queue_names
 
         return await list_queue_names(url, prefix)

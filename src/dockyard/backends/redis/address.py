@@ -1,9 +1,9 @@
 """Where a Redis server is and how to reach it (TLS, login, database), parsed from a URL.
 
-``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` (TLS) and ``unix:///path?db=N``.
+``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path?db=N`` and
+``redis+sentinel://[user:pass@]h1:26379,h2:26379/SERVICE[/db]`` (``rediss+sentinel`` for TLS).
 Options go in the query; an unknown or repeated one is refused, never ignored, so a typo
-cannot turn certificate checks off unnoticed. Other schemes (Sentinel, Cluster) are meant
-to join :data:`_SCHEMES` with a parser of their own and share the query options.
+cannot turn certificate checks off unnoticed. Each scheme has a parser in :data:`_SCHEMES`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ _CERT_REQS = {
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 #: Every query option, by name: what each scheme accepts is checked by its parser.
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
-QUERY_OPTIONS = ("db", *TLS_OPTIONS)
+SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
+QUERY_OPTIONS = ("db", *TLS_OPTIONS, *SENTINEL_OPTIONS)
+#: The port of a sentinel named without one.
+SENTINEL_PORT = 26379
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,23 @@ def _load(option: str, path: str, load: Callable[[], None]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class SentinelOptions:
+    """How to find the primary of a Sentinel-watched service: the sentinels to ask (in
+    turn), the service's name, and the sentinels' own login (None: they need none)."""
+
+    hosts: tuple[tuple[str, int], ...]
+    service: str
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RedisAddress:
-    """Where a Redis server is and how to log in; ``tls`` is None for a plain connection."""
+    """Where a Redis server is and how to log in; ``tls`` is None for a plain connection.
+
+    With ``sentinel`` set, host and port are those of the first sentinel and the server is
+    whichever primary the sentinels name when connecting (see :mod:`.sentinel`).
+    """
 
     host: str = "localhost"
     port: int = 6379
@@ -75,6 +93,7 @@ class RedisAddress:
     username: str | None = None
     password: str | None = None
     tls: TlsOptions | None = None
+    sentinel: SentinelOptions | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
@@ -83,14 +102,15 @@ class RedisAddress:
         InvalidOptionError before a connection is tried."""
         try:
             parts = urlsplit(url)
-            parts.port  # noqa: B018  # a bad port raises only when read
+            if not parts.scheme.lower().endswith("+sentinel"):  # several hosts: parsed apart
+                parts.port  # noqa: B018  # a bad port raises only when read
         except ValueError as exc:
             raise InvalidOptionError(f"{_safe(url)} is not a valid URL: {exc}") from None
         parser = _SCHEMES.get(parts.scheme.lower())
         if parser is None:
             raise InvalidOptionError(
                 f"unsupported Redis URL scheme {parts.scheme!r} in {_safe(url)}; "
-                "use redis://, rediss:// or unix://"
+                "use redis://, rediss://, unix:// or redis+sentinel://"
             )
         return parser(url, parts, _query(url, parts.query))
 
@@ -100,11 +120,18 @@ class RedisAddress:
         return self.username or "default"
 
     def __str__(self) -> str:
+        if self.sentinel is not None:
+            scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+            hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.sentinel.hosts)
+            return f"{scheme}://{hosts}/{self.sentinel.service}/{self.db}"
         if self.path:
             return f"unix://{self.path}?db={self.db}"
         scheme = "rediss" if self.tls else "redis"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}/{self.db}"
+        return f"{scheme}://{_host(self.host)}:{self.port}/{self.db}"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _safe(url: str) -> str:
@@ -183,7 +210,16 @@ def _password(parts: SplitResult) -> str | None:
     return "" if parts.username else None
 
 
+def _no_sentinel_options(url: str, query: dict[str, str]) -> None:
+    given = [name for name in SENTINEL_OPTIONS if name in query]
+    if given:
+        raise InvalidOptionError(
+            f"{', '.join(given)} in {_safe(url)} only apply to redis+sentinel:// URLs"
+        )
+
+
 def _tcp(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    _no_sentinel_options(url, query)
     tls = parts.scheme.lower() == "rediss"
     given_tls = [name for name in TLS_OPTIONS if name in query]
     if given_tls and not tls:
@@ -205,6 +241,7 @@ def _tcp(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
 
 
 def _unix(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    _no_sentinel_options(url, query)
     given_tls = [name for name in TLS_OPTIONS if name in query]
     if given_tls:
         raise InvalidOptionError(
@@ -221,6 +258,67 @@ def _unix(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
     )
 
 
+def _sentinel(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    """``redis+sentinel://[user:pass@]h1[:port],h2[:port]/SERVICE[/db]``: the URL's login
+    is the primary's; the sentinels' own comes from ``sentinel_username``/``_password``."""
+    tls = parts.scheme.lower() == "rediss+sentinel"
+    given_tls = [name for name in TLS_OPTIONS if name in query]
+    if given_tls and not tls:
+        raise InvalidOptionError(
+            f"{', '.join(given_tls)} in {_safe(url)} only apply to TLS: use rediss+sentinel://"
+        )
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    hosts = tuple(_sentinel_host(url, item) for item in hostlist.split(","))
+    segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+    if not segments or len(segments) > 2 or not segments[0]:
+        raise InvalidOptionError(
+            f"{_safe(url)} must name the service the sentinels monitor: "
+            "redis+sentinel://host1:26379,host2:26379/SERVICE[/db]"
+        )
+    if len(segments) == 2 and "db" in query:
+        raise InvalidOptionError(f"{_safe(url)} gives the database twice (path and ?db=)")
+    first_host, first_port = hosts[0]
+    return RedisAddress(
+        host=first_host,
+        port=first_port,
+        db=_db(url, segments[1] if len(segments) == 2 else query.get("db", "0")),
+        username=unquote(user) if user else None,
+        password=unquote(password) if has_password and password else ("" if user else None),
+        tls=_tls(url, query) if tls else None,
+        sentinel=SentinelOptions(
+            hosts=hosts,
+            service=unquote(segments[0]),
+            username=query.get("sentinel_username"),
+            password=query.get("sentinel_password"),
+        ),
+    )
+
+
+def _sentinel_host(url: str, item: str) -> tuple[str, int]:
+    """One ``host[:port]`` (``[v6]:port`` too) of a sentinel list."""
+    if item.startswith("["):
+        host, _, rest = item[1:].partition("]")
+        port_text = rest.removeprefix(":") if rest.startswith(":") else ("" if not rest else "?")
+    else:
+        host, _, port_text = item.partition(":")
+    if not host:
+        raise InvalidOptionError(
+            f"{_safe(url)} has an empty sentinel address; list them as host:port,host:port"
+        )
+    if port_text and (
+        not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536
+    ):
+        raise InvalidOptionError(f"sentinel {item!r} in {_safe(url)} has a bad port")
+    return host, int(port_text) if port_text else SENTINEL_PORT
+
+
 _Parser = Callable[[str, SplitResult, dict[str, str]], RedisAddress]
 #: URL scheme -> its parser.
-_SCHEMES: dict[str, _Parser] = {"redis": _tcp, "rediss": _tcp, "unix": _unix}
+_SCHEMES: dict[str, _Parser] = {
+    "redis": _tcp,
+    "rediss": _tcp,
+    "unix": _unix,
+    "redis+sentinel": _sentinel,
+    "rediss+sentinel": _sentinel,
+}

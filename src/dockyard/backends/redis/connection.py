@@ -27,10 +27,16 @@ from ...errors import (
 )
 from .address import RedisAddress, TlsOptions
 from .health import check_version
-from .refusals import PERMISSION_REPLIES, permission_error, setup_refusal, tls_refusal
+from .refusals import (
+    FAILOVER_REPLIES,
+    PERMISSION_REPLIES,
+    permission_error,
+    setup_refusal,
+    tls_refusal,
+)
 
-__all__ = ["Connection", "ConnectionLost", "RedisAddress", "RedisClient", "ReplyError",
-           "TlsOptions", "checked"]  # fmt: skip
+__all__ = ["Connection", "ConnectionLost", "FailoverReply", "RedisAddress", "RedisClient",
+           "ReplyError", "TlsOptions", "checked"]  # fmt: skip
 
 log = logging.getLogger("dockyard.redis")
 
@@ -82,6 +88,12 @@ class ConnectionLost(BackendUnavailableError):
     """The socket closed before the reply came; the command may or may not have run."""
 
 
+class FailoverReply(ConnectionLost):
+    """A Sentinel-followed server answered READONLY, UNBLOCKED, LOADING, NOREPLICAS or
+    MASTERDOWN: it is not (or no longer) a writable primary and did not run the command;
+    the connection is dropped so the next use finds the primary again."""
+
+
 def checked(replies: Sequence[Any]) -> list[Any]:
     """``replies`` as a list, raising the first error reply among them."""
     for reply in replies:
@@ -98,6 +110,10 @@ class _Protocol(asyncio.Protocol):
         self.pending: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        #: Set on connections to a Sentinel-named primary: failover replies become
+        #: FailoverReply and mark the connection stale (closed once its replies are in).
+        self.follow_failover = False
+        self.stale = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -124,8 +140,18 @@ class _Protocol(asyncio.Protocol):
                     self.transport.close()
                 return
             fut = pending.popleft()
-            if not fut.done():
+            if (
+                self.follow_failover
+                and isinstance(reply, ReplyError)
+                and str(reply).startswith(FAILOVER_REPLIES)
+            ):
+                self.stale = True
+                if not fut.done():
+                    fut.set_exception(FailoverReply(f"Redis is not the primary now: {reply}"))
+            elif not fut.done():
                 fut.set_result(reply)
+            if self.stale and not pending and self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         lost = ConnectionLost(f"connection to Redis lost: {exc or 'closed'}")
@@ -177,7 +203,12 @@ class Connection:
 
     @classmethod
     async def open(
-        cls, address: RedisAddress, *, name: str | None = None, timeout: float = 5.0
+        cls,
+        address: RedisAddress,
+        *,
+        name: str | None = None,
+        timeout: float = 5.0,
+        follow_failover: bool = False,
     ) -> Connection:
         """Connect, log in, select the database, name the connection and check the server's
         version, in one round trip; a refusal that will not heal raises a
@@ -217,12 +248,14 @@ class Connection:
                 elif isinstance(reply, ReplyError):
                     conn.close()
                     raise setup_refusal(reply, command, address)
+        protocol.follow_failover = follow_failover
         return conn
 
     @property
     def closed(self) -> bool:
-        """True once the socket is gone."""
-        return self._protocol.lost is not None or self._protocol.transport is None
+        """True once the socket is gone (or, Sentinel-followed, its server was demoted)."""
+        protocol = self._protocol
+        return protocol.lost is not None or protocol.transport is None or protocol.stale
 
     def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (a ReplyError instance on error).
@@ -350,9 +383,7 @@ class RedisClient:
         while True:
             attempt += 1
             try:
-                conn = await Connection.open(
-                    self.address, name=self.name, timeout=self.connect_timeout
-                )
+                conn = await self._open()
             except (OSError, TimeoutError) as exc:
                 now = time.monotonic()
                 reason = str(exc) or f"no answer within {self.connect_timeout:g} s"
@@ -374,8 +405,18 @@ class RedisClient:
                 log.warning("reconnected to Redis at %s", self.address)
             return conn
 
+    async def _open(self) -> Connection:
+        """A new connection: to the address itself, or to the primary its sentinels name."""
+        if self.address.sentinel is None:
+            return await Connection.open(self.address, name=self.name, timeout=self.connect_timeout)
+        from .sentinel import open_primary
+
+        return await open_primary(self.address, name=self.name, timeout=self.connect_timeout)
+
     async def execute(self, *args: Any) -> Any:
         """Run one command; raise ConnectionLost if the connection drops before the reply."""
+        if self.address.sentinel is not None:
+            return await self._following_failover(args, execute=True)
         conn = await self.connection()
         return await conn.execute(*args)
 
@@ -384,10 +425,32 @@ class RedisClient:
 
         While connected this is the connection's own future: no coroutine per command.
         """
+        if self.address.sentinel is not None:
+            return self._following_failover(args, execute=False)
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn.send(args)
         return self._send_reconnecting(args)
+
+    async def _following_failover(self, args: Sequence[Any], *, execute: bool) -> Any:
+        """Run one command on the Sentinel-named primary; a FailoverReply (the command
+        was not run) sends it again to the primary found anew, until the retry window ends."""
+        deadline: float | None = None
+        pause = 0.05
+        while True:
+            conn = await self.connection()
+            try:
+                return await (conn.execute(*args) if execute else conn.send(args))
+            except FailoverReply:
+                now = time.monotonic()
+                if deadline is None:
+                    log.warning("Redis at %s is not the primary now; finding it", conn.address)
+                    window = self.retry_for if self.retry_for is not None else float("inf")
+                    deadline = now + window
+                if now >= deadline:
+                    raise
+                await asyncio.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, 1.0)
 
     async def _send_reconnecting(self, args: Sequence[Any]) -> Any:
         conn = await self.connection()

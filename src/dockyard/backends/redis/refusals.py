@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 #: Set-up refusals that pass by themselves (a server loading its data, a busy script).
 TRANSIENT_REPLIES = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN")
+#: Error replies that mean a Sentinel-followed server stopped being a writable primary (or
+#: is not one yet), so the command was not run: the client finds the primary and resends.
+FAILOVER_REPLIES = ("READONLY", "UNBLOCKED", "LOADING", "NOREPLICAS", "MASTERDOWN")
 #: How an ACL refusal starts: a command's own ``NOPERM`` or the one of a command that a
 #: script called (Redis 7.0 words it as an ``ERR``).
 PERMISSION_REPLIES = ("NOPERM", "ERR The user executing the script can't")
