@@ -456,3 +456,22 @@ def test_any_upsert_is_stored_as_given_or_refused_with_nothing_written(
             assert await q.remove_job_scheduler(sid) is True
 
     asyncio.run(main())
+
+
+async def test_drain_and_clean_leave_a_schedulers_current_iteration(squeue: Queue) -> None:
+    """Deleting the current iteration would end its schedule (the next one is made when it
+    starts), so drain and clean pass over it, as BullMQ's do; other jobs go."""
+    ready = await squeue.upsert_job_scheduler("now", every=3600)  # first slot: now
+    later = await squeue.upsert_job_scheduler(
+        "later", every=3600, start=time.time() + 3000
+    )  # delayed
+    other = await squeue.add("plain", {})
+    assert await squeue.drain(delayed=True) == 1
+    assert await squeue.get_job(other.id) is None
+    for state in ("waiting", "delayed"):
+        assert await squeue.clean(0, limit=0, state=state) == []
+    assert await ready.get_state() == "waiting" and await later.get_state() == "delayed"
+    rec = Recorder()
+    async with worker(squeue, rec):  # the kept ready iteration still runs
+        await wait_for(lambda: ready.id in [job_id for job_id, _ in rec.runs], timeout=20,
+                       what="the kept iteration to run")  # fmt: skip

@@ -2,7 +2,8 @@
   Remove jobs of one state that are older than a grace time (Queue.clean).
   completed/failed: by finish time (the score); wait/paused/active: by finishedOn,
   processedOn or timestamp (active ones only when no worker holds their lock);
-  delayed: processedOn or timestamp; prioritized: timestamp.
+  delayed: processedOn or timestamp; prioritized: timestamp. A job scheduler's current
+  iteration is never removed (its schedule would end).
 
   KEYS[1] the state's list or set   KEYS[3] meta
   KEYS[2] events                    KEYS[4] stalled
@@ -32,8 +33,10 @@ if state == "completed" or state == "failed" then
     ids = rcall("ZRANGEBYSCORE", KEYS[1], 0, cutoff)
   end
   for _, jobId in ipairs(ids) do
-    rcall("ZREM", KEYS[1], jobId)
-    drop(jobId)
+    if not isCurrentIteration(prefix, jobId) then
+      rcall("ZREM", KEYS[1], jobId)
+      drop(jobId)
+    end
   end
 else
   local ids
@@ -52,7 +55,7 @@ else
     else ts = f[1] or f[2] or f[3] end
     ts = tonumber(ts) or 0
     local locked = state == "active" and rcall("EXISTS", jobKey .. ":lock") == 1
-    if ts <= cutoff and not locked then
+    if ts <= cutoff and not locked and not isCurrentIteration(prefix, jobId) then
       if isList then rcall("LREM", KEYS[1], 0, jobId) else rcall("ZREM", KEYS[1], jobId) end
       if state == "active" then rcall("SREM", KEYS[4], jobId) end
       drop(jobId)

@@ -377,3 +377,11 @@ local function currentIteration(repeatKey, sid)
   if not score then return nil end
   return "repeat:" .. sid .. ":" .. string.format("%d", tonumber(score))
 end
+
+-- True for a scheduler's current iteration, which drain and clean leave alone (deleting it
+-- would end the schedule: the next iteration is made when the current one starts).
+local function isCurrentIteration(prefix, jobId)
+  if string.sub(jobId, 1, 7) ~= "repeat:" then return false end
+  local rjk = rcall("HGET", prefix .. jobId, "rjk")
+  return rjk ~= false and currentIteration(prefix .. "repeat", rjk) == jobId
+end
