@@ -9,6 +9,8 @@ import pytest
 import redis
 from dockyard.devserver import RedisServer
 
+from .rediscluster import RedisCluster
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
@@ -37,3 +39,17 @@ def fresh_redis_server() -> Iterator[RedisServer]:
     """A private server of the test's own, durable (appendonly, fsync always), to kill at will."""
     with RedisServer(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """One private 3-primary + 3-replica Redis Cluster for the whole run (started once)."""
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session cluster's ``redis+cluster://`` URL, every primary emptied first."""
+    redis_cluster.flush()
+    return redis_cluster.url()

@@ -14,7 +14,15 @@ from .base import Backend
 #: no server to run (field report #20).
 DEFAULT_URL = "sqlite:///dockyard.db"
 #: URL schemes served by the Redis backend.
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 
 
 def resolve_url(url: str | None) -> str:
@@ -29,7 +37,7 @@ def display_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.scheme.lower().endswith("+sentinel"):
+    if parts.scheme.lower().endswith(("+sentinel", "+cluster")):
         return _display_sentinel_url(parts)
     if parts.password:
         user = parts.username or ""
@@ -46,8 +54,8 @@ def display_url(url: str) -> str:
 
 
 def _display_sentinel_url(parts: SplitResult) -> str:
-    """A Sentinel URL (several hosts, which urlsplit cannot read a port of) with its
-    password and any ``sentinel_password`` hidden."""
+    """A Sentinel or Cluster URL (several hosts, which urlsplit cannot read a port of)
+    with its password and any ``sentinel_password`` hidden."""
     userinfo, at, hosts = parts.netloc.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     netloc = f"{user}{':***' if colon else ''}{at}{hosts}"
@@ -76,14 +84,9 @@ def open_backend(
         from .sqlite import SqliteBackend
 
         return SqliteBackend(url, queue, prefix=prefix)
-    if scheme == "redis+cluster":
-        raise NotSupportedError(
-            "the redis+cluster:// backend is not available in this version; use redis:// "
-            "(put a {hash tag} in the prefix to keep a queue in one cluster slot)"
-        )
     raise InvalidOptionError(
         f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
-        "redis+sentinel://host:26379/SERVICE, "
+        "redis+sentinel://host:26379/SERVICE, redis+cluster://host1:7000,host2:7001, "
         "sqlite:///path/to/jobs.db or memory://"
     )
 

@@ -20,6 +20,7 @@ from .health import server_warnings
 from .keys import QueueKeys, validate_queue_name
 from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
+from .slots import bind_queue
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
 _ZSET_STATES = {
@@ -49,7 +50,8 @@ class RedisBackend(RedisAdmin):
         self.prefix = prefix
         self.keys = QueueKeys(prefix, queue)
         self._url = url
-        self.address = RedisAddress.from_url(url)
+        # On a cluster: bound to the queue's slot, or refused here, before any write.
+        self.address = bind_queue(RedisAddress.from_url(url), prefix, queue)
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
         self.flows = RedisFlows(self.client, self.keys)

@@ -34,6 +34,7 @@ from .refusals import (
     setup_refusal,
     tls_refusal,
 )
+from .slots import REDIRECT_REPLIES, ClusterRedirect
 
 __all__ = ["Connection", "ConnectionLost", "FailoverReply", "RedisAddress", "RedisClient",
            "ReplyError", "TlsOptions", "checked"]  # fmt: skip
@@ -42,6 +43,9 @@ log = logging.getLogger("dockyard.redis")
 
 _pack = hiredis.pack_command
 
+#: Error replies a Sentinel- or Cluster-followed connection turns into exceptions that
+#: the client answers by sending the command again (none of them ran it).
+_FOLLOWED_REPLIES = FAILOVER_REPLIES + REDIRECT_REPLIES
 #: Write out at once when this much is buffered, not at the end of the loop turn. Redis
 #: reads 16 KB per turn of its own loop and replies after each read: it starts on the first
 #: commands while we still produce the rest, and a worker's finishes stay spread over
@@ -114,6 +118,8 @@ class _Protocol(asyncio.Protocol):
         #: FailoverReply and mark the connection stale (closed once its replies are in).
         self.follow_failover = False
         self.stale = False
+        #: The server this socket reaches (redirects are relative to it).
+        self.node: RedisAddress | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -143,15 +149,26 @@ class _Protocol(asyncio.Protocol):
             if (
                 self.follow_failover
                 and isinstance(reply, ReplyError)
-                and str(reply).startswith(FAILOVER_REPLIES)
+                and str(reply).startswith(_FOLLOWED_REPLIES)
             ):
-                self.stale = True
+                followed = self._followed(str(reply))
                 if not fut.done():
-                    fut.set_exception(FailoverReply(f"Redis is not the primary now: {reply}"))
+                    fut.set_exception(followed)
             elif not fut.done():
                 fut.set_result(reply)
             if self.stale and not pending and self.transport is not None:
                 self.transport.close()
+
+    def _followed(self, text: str) -> Exception:
+        """The exception for a failover or redirect reply; marks the connection stale
+        when its server no longer serves the command's keys."""
+        node = self.node
+        if text.startswith(REDIRECT_REPLIES) and node is not None and node.cluster is not None:
+            redirect = ClusterRedirect(text, node)
+            self.stale = self.stale or redirect.stale
+            return redirect
+        self.stale = True
+        return FailoverReply(f"Redis is not the primary now: {text}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         lost = ConnectionLost(f"connection to Redis lost: {exc or 'closed'}")
@@ -200,6 +217,7 @@ class Connection:
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.address = address
+        protocol.node = address
 
     @classmethod
     async def open(
@@ -357,6 +375,12 @@ class RedisClient:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        #: Sentinel or Cluster: each command goes through :meth:`_following_failover`.
+        self._follow = address.sentinel is not None or address.cluster is not None
+        #: Cluster: the node a MOVED reply named, tried first on the next connection.
+        self._moved_to: RedisAddress | None = None
+        #: Cluster: the connection to the node an ASK reply named (a slot being migrated).
+        self._ask_conn: Connection | None = None
 
     async def connection(self) -> Connection:
         """The open connection, reconnecting (with exponential backoff) when needed."""
@@ -406,7 +430,15 @@ class RedisClient:
             return conn
 
     async def _open(self) -> Connection:
-        """A new connection: to the address itself, or to the primary its sentinels name."""
+        """A new connection: to the address itself, to the primary its sentinels name, or
+        to the cluster node serving its slot."""
+        if self.address.cluster is not None:
+            from .cluster import open_slot_owner
+
+            hint, self._moved_to = self._moved_to, None  # a hint that fails is not retried
+            return await open_slot_owner(
+                self.address, name=self.name, timeout=self.connect_timeout, hint=hint
+            )
         if self.address.sentinel is None:
             return await Connection.open(self.address, name=self.name, timeout=self.connect_timeout)
         from .sentinel import open_primary
@@ -415,7 +447,7 @@ class RedisClient:
 
     async def execute(self, *args: Any) -> Any:
         """Run one command; raise ConnectionLost if the connection drops before the reply."""
-        if self.address.sentinel is not None:
+        if self._follow:
             return await self._following_failover(args, execute=True)
         conn = await self.connection()
         return await conn.execute(*args)
@@ -425,7 +457,7 @@ class RedisClient:
 
         While connected this is the connection's own future: no coroutine per command.
         """
-        if self.address.sentinel is not None:
+        if self._follow:
             return self._following_failover(args, execute=False)
         conn = self._conn
         if conn is not None and not conn.closed:
@@ -433,24 +465,60 @@ class RedisClient:
         return self._send_reconnecting(args)
 
     async def _following_failover(self, args: Sequence[Any], *, execute: bool) -> Any:
-        """Run one command on the Sentinel-named primary; a FailoverReply (the command
-        was not run) sends it again to the primary found anew, until the retry window ends."""
+        """Run one command on the Sentinel-named primary or the cluster node serving the
+        slot. A FailoverReply or ClusterRedirect (the command was not run) sends it again:
+        to the node an ASK names at once, else to the primary found anew (where a MOVED
+        pointed), after a short pause, until the retry window ends."""
         deadline: float | None = None
         pause = 0.05
+        moves = 0
         while True:
             conn = await self.connection()
             try:
-                return await (conn.execute(*args) if execute else conn.send(args))
-            except FailoverReply:
-                now = time.monotonic()
-                if deadline is None:
-                    log.warning("Redis at %s is not the primary now; finding it", conn.address)
-                    window = self.retry_for if self.retry_for is not None else float("inf")
-                    deadline = now + window
-                if now >= deadline:
-                    raise
-                await asyncio.sleep(min(pause, deadline - now))
-                pause = min(pause * 2, 1.0)
+                try:
+                    return await (conn.execute(*args) if execute else conn.send(args))
+                except ClusterRedirect as redirect:
+                    if redirect.kind != "ASK" or redirect.target is None:
+                        raise
+                    return await self._asking(redirect.target, args, execute=execute)
+            except ClusterRedirect as redirect:
+                if redirect.kind == "MOVED":
+                    self._moved_to = redirect.target
+                    moves += 1
+                    if moves == 1:  # the slot's new owner is named: go there now
+                        continue
+                failure: BackendUnavailableError = redirect
+            except FailoverReply as exc:
+                failure = exc
+            now = time.monotonic()
+            if deadline is None:
+                log.warning("Redis at %s: %s; following it", conn.address, failure)
+                window = self.retry_for if self.retry_for is not None else float("inf")
+                deadline = now + window
+            if now >= deadline:
+                raise failure
+            await asyncio.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, 1.0)
+
+    async def _asking(self, node: RedisAddress, args: Sequence[Any], *, execute: bool) -> Any:
+        """Send one command to the node importing the slot, preceded by ASKING (which
+        lets that node serve it before it owns the slot)."""
+        conn = self._ask_conn
+        if conn is None or conn.closed or conn.address != node:
+            if conn is not None:
+                conn.close()
+            conn = self._ask_conn = await Connection.open(
+                node, timeout=self.connect_timeout, follow_failover=True
+            )
+        asking = conn.send(("ASKING",))
+        sent = conn.send(args)  # written right behind ASKING, which covers one command
+        await asking
+        reply = await sent
+        if execute and isinstance(reply, ReplyError):
+            if isinstance(reply, PermissionReply):
+                raise permission_error(str(reply), args, self.address) from None
+            raise reply
+        return reply
 
     async def _send_reconnecting(self, args: Sequence[Any]) -> Any:
         conn = await self.connection()
@@ -467,5 +535,7 @@ class RedisClient:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._ask_conn is not None:
+            self._ask_conn.close()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0)

@@ -1,0 +1,169 @@
+"""A private Redis Cluster for tests: 3 primaries + 3 replicas on loopback ports.
+
+Every server is our own (``RedisServer``, a temp folder each), joined with ``redis-cli
+--cluster create`` and stopped by pid. Helpers move a slot (a failover, a migration)
+the way an operator would, and wait until every node agrees on the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from types import TracebackType
+
+import redis
+from dockyard.devserver import RedisServer, free_port
+
+from .waiting import wait_until
+
+#: Queue keys under this prefix all hash to one slot (BullMQ's own advice for Cluster).
+PREFIX = "{bull}"
+
+
+class RedisCluster:
+    """Six cluster-enabled servers; which are primaries changes as tests fail over."""
+
+    def __init__(self) -> None:
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "3000", "--appendonly", "no")  # fmt: skip
+        # The cluster bus gets a free port of its own (not port + 10000, maybe taken).
+        self.servers = [
+            RedisServer(extra_args=(*args, "--cluster-port", str(free_port()))) for _ in range(6)
+        ]
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    def url(self, seeds: int = 2) -> str:
+        """``redis+cluster://`` with the first ``seeds`` nodes as seeds."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:seeds])
+
+    def client(self, port: int) -> redis.Redis:
+        """A redis-py client on one node (the caller closes it)."""
+        return redis.Redis(port=port, decode_responses=True)
+
+    def start(self) -> RedisCluster:
+        for server in self.servers:
+            server.start()
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "1",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+        self.wait_settled()
+        return self
+
+    def _ask(self, port: int, *command: str) -> object:
+        with contextlib.closing(self.client(port)) as client:
+            return client.execute_command(*command)
+
+    def slot_owners(self, port: int) -> dict[tuple[int, int], int]:
+        """``{(first, last): primary port}`` as node ``port`` sees it."""
+        with contextlib.closing(self.client(port)) as client:
+            reply = client.execute_command("CLUSTER", "SLOTS")
+        if isinstance(reply, dict):  # redis-py parses it into {(first, last): {...}}
+            return {
+                (int(k[0]), int(k[1])): int(v["primary"][1]) for k, v in reply.items()
+            }
+        return {(int(e[0]), int(e[1])): int(e[2][1]) for e in reply}
+
+    def owner(self, slot: int) -> int:
+        """The port of the primary serving ``slot`` now."""
+        for (first, last), port in self.slot_owners(self.ports[0]).items():
+            if first <= slot <= last:
+                return port
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def primaries(self) -> list[int]:
+        return sorted(set(self.slot_owners(self.ports[0]).values()))
+
+    def replica_of(self, primary: int) -> int:
+        with contextlib.closing(self.client(primary)) as client:
+            info = client.info("replication")
+        return int(info["slave0"]["port"])
+
+    def _settled(self) -> bool:
+        try:
+            views = []
+            for port in self.ports:
+                info = str(self._ask(port, "CLUSTER", "INFO"))
+                if "cluster_state:ok" not in info:
+                    return False
+                views.append(self.slot_owners(port))
+            if any(view != views[0] for view in views):
+                return False
+            for primary in set(views[0].values()):
+                with contextlib.closing(self.client(primary)) as client:
+                    info = client.info("replication")
+                if int(info.get("connected_slaves", 0)) < 1:
+                    return False
+                replica = int(info["slave0"]["port"])
+                with contextlib.closing(self.client(replica)) as client:
+                    if client.info("replication").get("master_link_status") != "up":
+                        return False
+            return True
+        except redis.RedisError:
+            return False
+
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Until every node says the cluster is ok, agrees on the slot map, and each
+        primary has a replica in sync."""
+        wait_until(self._settled, timeout, "the cluster to settle")
+
+    def flush(self) -> None:
+        """Empty every primary (replicas follow)."""
+        for port in self.primaries():
+            self._ask(port, "FLUSHALL")
+
+    def fail_over(self, slot: int) -> tuple[int, int]:
+        """Promote the replica of ``slot``'s primary (``CLUSTER FAILOVER`` on it, as an
+        operator would) and wait until all agree; ``(old, new)`` primary ports."""
+        old = self.owner(slot)
+        new = self.replica_of(old)
+        self._ask(new, "CLUSTER", "FAILOVER")
+        wait_until(lambda: self.owner(slot) == new, 20, f"node {new} to serve slot {slot}")
+        self.wait_settled()
+        return old, new
+
+    def migrate(self, slot: int, to: int) -> None:
+        """Move ``slot`` (and its keys) to primary ``to`` by hand: IMPORTING, MIGRATING,
+        MIGRATE in batches until the source holds none, then SETSLOT NODE on both."""
+        source = self.owner(slot)
+        with contextlib.closing(self.client(source)) as src, contextlib.closing(
+            self.client(to)
+        ) as dst:
+            source_id, target_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command(
+                "CLUSTER", "MYID"
+            )
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while True:
+                keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+                if not keys:
+                    break
+                src.execute_command("MIGRATE", "127.0.0.1", to, "", 0, 10000, "KEYS", *keys)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        wait_until(lambda: self.owner(slot) == to, 20, f"node {to} to serve slot {slot}")
+        self.wait_settled()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.cleanup()
+
+    def __enter__(self) -> RedisCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
