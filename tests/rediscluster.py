@@ -24,12 +24,7 @@ class RedisCluster:
     """Six cluster-enabled servers; which are primaries changes as tests fail over."""
 
     def __init__(self) -> None:
-        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "3000", "--appendonly", "no")  # fmt: skip
-        # The cluster bus gets a free port of its own (not port + 10000, maybe taken).
-        self.servers = [
-            RedisServer(extra_args=(*args, "--cluster-port", str(free_port()))) for _ in range(6)
-        ]
+        self.servers: list[RedisServer] = []
 
     @property
     def ports(self) -> list[int]:
@@ -43,9 +38,28 @@ class RedisCluster:
         """A redis-py client on one node (the caller closes it)."""
         return redis.Redis(port=port, decode_responses=True)
 
+    def _start_node(self) -> RedisServer:
+        """One cluster-enabled server; its client and bus ports are free ones, picked
+        again if another process takes one first."""
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "3000", "--appendonly", "no")  # fmt: skip
+        for attempt in range(5):
+            taken = {port for server in self.servers for port in server.extra_args[-1:]}
+            bus = free_port()
+            if str(bus) in taken:
+                continue
+            server = RedisServer(extra_args=(*args, "--cluster-port", str(bus)))
+            try:
+                return server.start()
+            except RuntimeError:
+                server.cleanup()
+                if attempt == 4:
+                    raise
+        raise RuntimeError("no free ports for a cluster node")
+
     def start(self) -> RedisCluster:
-        for server in self.servers:
-            server.start()
+        for _ in range(6):
+            self.servers.append(self._start_node())
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         subprocess.run(
             ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "1",

@@ -110,7 +110,8 @@ class ClusterRedirect(BackendUnavailableError):
     client sends it again where the reply says, or after a short pause."""
 
     def __init__(self, reply: str, asked: RedisAddress) -> None:
-        super().__init__(f"Redis Cluster node {asked} redirected the command: {reply}")
+        where = f"[{asked.host}]" if ":" in asked.host else asked.host
+        super().__init__(f"Redis Cluster node {where}:{asked.port} did not run it: {reply}")
         kind, _, rest = reply.partition(" ")
         self.kind = kind
         #: For MOVED and ASK: the node to send it to.
