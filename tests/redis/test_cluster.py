@@ -108,7 +108,8 @@ def test_a_queue_whose_keys_would_span_slots_is_refused_at_once(prefix: str, que
 
 
 @pytest.mark.parametrize(
-    ("prefix", "queue"), [("{bull}", "emails"), ("bull", "{emails}"), ("x{a}y", "q"), ("b", "a{x}}"), ("b{ull", "q}")]
+    ("prefix", "queue"),
+    [("{bull}", "emails"), ("bull", "{emails}"), ("x{a}y", "q"), ("b", "a{x}}"), ("b{ull", "q}")],
 )
 def test_a_hash_tag_in_prefix_or_name_puts_every_key_of_a_queue_in_one_slot(
     prefix: str, queue: str
