@@ -21,9 +21,11 @@ PREFIX = "{bull}"
 
 
 class RedisCluster:
-    """Six cluster-enabled servers; which are primaries changes as tests fail over."""
+    """Three primaries with ``replicas`` replicas each; which are primaries changes as
+    tests fail over."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, replicas: int = 1) -> None:
+        self.replicas = replicas
         self.servers: list[RedisServer] = []
 
     @property
@@ -58,11 +60,11 @@ class RedisCluster:
         raise RuntimeError("no free ports for a cluster node")
 
     def start(self) -> RedisCluster:
-        for _ in range(6):
+        for _ in range(3 * (1 + self.replicas)):
             self.servers.append(self._start_node())
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "1",
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas),
              "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
         )  # fmt: skip
@@ -108,7 +110,7 @@ class RedisCluster:
                 views.append(self.slot_owners(port))
             if any(view != views[0] for view in views):
                 return False
-            for primary in set(views[0].values()):
+            for primary in set(views[0].values()) if self.replicas else ():
                 with contextlib.closing(self.client(primary)) as client:
                     info = client.info("replication")
                 if int(info.get("connected_slaves", 0)) < 1:
