@@ -9,12 +9,22 @@ through resharding and failovers. Slot arithmetic lives in :mod:`.slots`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Any
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidOptionError
 from .address import RedisAddress
-from .connection import Connection, ReplyError
+from .connection import Connection, ConnectionLost, ReplyError
+from .slots import ClusterRedirect
+
+if TYPE_CHECKING:
+    from .connection import RedisClient
+
+log = logging.getLogger("dockyard.redis")
 
 
 def _text(value: Any) -> str:
@@ -91,3 +101,73 @@ async def primaries(address: RedisAddress, *, timeout: float) -> list[RedisAddre
     for _, _, node in await slot_map(address, timeout=timeout):
         seen.setdefault((node.host, node.port), node)
     return list(seen.values())
+
+
+async def resend(
+    client: RedisClient, fut: asyncio.Future[Any], args: Sequence[Any], redirect: ClusterRedirect
+) -> None:
+    """Send a redirected command again and give its reply to ``fut`` (the caller's, who
+    never sees the redirect): to the node an ASK names, preceded by ASKING; after a MOVED
+    to the slot's new owner at once; after a TRYAGAIN or CLUSTERDOWN (or a second MOVED)
+    after a short, growing pause; until the client's retry window ends, when the last
+    redirect becomes the caller's error."""
+    try:
+        reply = await _follow(client, args, redirect)
+    except asyncio.CancelledError:  # the client was closed
+        if not fut.done():
+            fut.set_exception(ConnectionLost("the Redis client was closed"))
+        raise
+    except BaseException as exc:
+        if not fut.done():
+            fut.set_exception(exc)
+        return
+    if not fut.done():
+        fut.set_result(reply)
+
+
+async def _follow(client: RedisClient, args: Sequence[Any], redirect: ClusterRedirect) -> Any:
+    deadline: float | None = None
+    pause = 0.05
+    moves = 0
+    while True:
+        if redirect.kind == "ASK" and redirect.target is not None:
+            try:
+                return await _asking(client, redirect.target, args)
+            except ClusterRedirect as again:
+                redirect = again
+        wait = True
+        if redirect.kind == "MOVED":
+            client.moved_to = redirect.target
+            moves += 1
+            wait = moves > 1  # the slot's new owner is named: go there at once
+        if wait:
+            now = time.monotonic()
+            if deadline is None:
+                log.info("%s; following it", redirect)
+                window = client.retry_for if client.retry_for is not None else float("inf")
+                deadline = now + window
+            if now >= deadline:
+                raise redirect
+            await asyncio.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, 1.0)
+        conn = await client.connection()
+        try:
+            return await conn.send(args, resend=False)
+        except ClusterRedirect as again:
+            redirect = again
+
+
+async def _asking(client: RedisClient, node: RedisAddress, args: Sequence[Any]) -> Any:
+    """Send one command to the node importing the slot, right behind ASKING (which lets
+    that node serve the next command before it owns the slot)."""
+    conn = client.ask_conn
+    if conn is None or conn.closed or conn.address != node:
+        if conn is not None:
+            conn.close()
+        conn = client.ask_conn = await Connection.open(
+            node, timeout=client.connect_timeout, follow_failover=True
+        )
+    asking = conn.send(("ASKING",), resend=False)
+    sent = conn.send(args, resend=False)
+    await asking  # +OK (a refusal of it would show in the command's own reply)
+    return await sent

@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -120,6 +120,10 @@ class _Protocol(asyncio.Protocol):
         self.stale = False
         #: The server this socket reaches (redirects are relative to it).
         self.node: RedisAddress | None = None
+        #: Cluster: each pending command's arguments (None: not to be resent), and who
+        #: resends a redirected one; its caller's future is resolved by the resend.
+        self.commands: deque[Sequence[Any] | None] | None = None
+        self.on_redirect: Callable[[asyncio.Future[Any], Sequence[Any], Any], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -146,13 +150,18 @@ class _Protocol(asyncio.Protocol):
                     self.transport.close()
                 return
             fut = pending.popleft()
+            args = self.commands.popleft() if self.commands is not None else None
             if (
                 self.follow_failover
                 and isinstance(reply, ReplyError)
                 and str(reply).startswith(_FOLLOWED_REPLIES)
             ):
                 followed = self._followed(str(reply))
-                if not fut.done():
+                if fut.done():
+                    pass
+                elif args is not None and self.on_redirect is not None:
+                    self.on_redirect(fut, args, followed)
+                else:
                     fut.set_exception(followed)
             elif not fut.done():
                 fut.set_result(reply)
@@ -177,6 +186,8 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         self.lost = exc
+        if self.commands is not None:
+            self.commands.clear()
         while self.pending:
             fut = self.pending.popleft()
             if not fut.done():
@@ -267,6 +278,8 @@ class Connection:
                     conn.close()
                     raise setup_refusal(reply, command, address)
         protocol.follow_failover = follow_failover
+        if address.cluster is not None:
+            protocol.commands = deque()
         return conn
 
     @property
@@ -275,8 +288,10 @@ class Connection:
         protocol = self._protocol
         return protocol.lost is not None or protocol.transport is None or protocol.stale
 
-    def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
+    def send(self, args: Sequence[Any], *, resend: bool = True) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (a ReplyError instance on error).
+        On a cluster a redirected command is sent again where it belongs (``resend``
+        False: the redirect is the future's exception instead).
 
         The command is encoded before its future joins the queue of pending replies: an
         argument that cannot be sent fails only this call (InvalidJobError), and every
@@ -296,6 +311,8 @@ class Connection:
             return fut
         idle = not protocol.pending
         protocol.pending.append(fut)
+        if protocol.commands is not None:
+            protocol.commands.append(args if resend else None)
         self._buffer.append(packed)
         self._buffered += len(packed)
         if idle or self._buffered >= EAGER_WRITE_BYTES:
@@ -375,12 +392,14 @@ class RedisClient:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
-        #: Sentinel or Cluster: each command goes through :meth:`_following_failover`.
-        self._follow = address.sentinel is not None or address.cluster is not None
+        #: Sentinel: each command goes through :meth:`_following_failover`.
+        self._follow = address.sentinel is not None
         #: Cluster: the node a MOVED reply named, tried first on the next connection.
-        self._moved_to: RedisAddress | None = None
+        self.moved_to: RedisAddress | None = None
         #: Cluster: the connection to the node an ASK reply named (a slot being migrated).
-        self._ask_conn: Connection | None = None
+        self.ask_conn: Connection | None = None
+        #: Cluster: redirected commands being sent again (see :mod:`.cluster`).
+        self._resends: set[asyncio.Task[None]] = set()
 
     async def connection(self) -> Connection:
         """The open connection, reconnecting (with exponential backoff) when needed."""
@@ -435,10 +454,12 @@ class RedisClient:
         if self.address.cluster is not None:
             from .cluster import open_slot_owner
 
-            hint, self._moved_to = self._moved_to, None  # a hint that fails is not retried
-            return await open_slot_owner(
+            hint, self.moved_to = self.moved_to, None  # a hint that fails is not retried
+            conn = await open_slot_owner(
                 self.address, name=self.name, timeout=self.connect_timeout, hint=hint
             )
+            conn._protocol.on_redirect = self._redirected
+            return conn
         if self.address.sentinel is None:
             return await Connection.open(self.address, name=self.name, timeout=self.connect_timeout)
         from .sentinel import open_primary
@@ -465,60 +486,33 @@ class RedisClient:
         return self._send_reconnecting(args)
 
     async def _following_failover(self, args: Sequence[Any], *, execute: bool) -> Any:
-        """Run one command on the Sentinel-named primary or the cluster node serving the
-        slot. A FailoverReply or ClusterRedirect (the command was not run) sends it again:
-        to the node an ASK names at once, else to the primary found anew (where a MOVED
-        pointed), after a short pause, until the retry window ends."""
+        """Run one command on the Sentinel-named primary; a FailoverReply (the command
+        was not run) sends it again to the primary found anew, until the retry window ends."""
         deadline: float | None = None
         pause = 0.05
-        moves = 0
         while True:
             conn = await self.connection()
             try:
-                try:
-                    return await (conn.execute(*args) if execute else conn.send(args))
-                except ClusterRedirect as redirect:
-                    if redirect.kind != "ASK" or redirect.target is None:
-                        raise
-                    return await self._asking(redirect.target, args, execute=execute)
-            except ClusterRedirect as redirect:
-                if redirect.kind == "MOVED":
-                    self._moved_to = redirect.target
-                    moves += 1
-                    if moves == 1:  # the slot's new owner is named: go there now
-                        continue
-                failure: BackendUnavailableError = redirect
-            except FailoverReply as exc:
-                failure = exc
-            now = time.monotonic()
-            if deadline is None:
-                log.warning("Redis at %s: %s; following it", conn.address, failure)
-                window = self.retry_for if self.retry_for is not None else float("inf")
-                deadline = now + window
-            if now >= deadline:
-                raise failure
-            await asyncio.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, 1.0)
+                return await (conn.execute(*args) if execute else conn.send(args))
+            except FailoverReply:
+                now = time.monotonic()
+                if deadline is None:
+                    log.warning("Redis at %s is not the primary now; finding it", conn.address)
+                    window = self.retry_for if self.retry_for is not None else float("inf")
+                    deadline = now + window
+                if now >= deadline:
+                    raise
+                await asyncio.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, 1.0)
 
-    async def _asking(self, node: RedisAddress, args: Sequence[Any], *, execute: bool) -> Any:
-        """Send one command to the node importing the slot, preceded by ASKING (which
-        lets that node serve it before it owns the slot)."""
-        conn = self._ask_conn
-        if conn is None or conn.closed or conn.address != node:
-            if conn is not None:
-                conn.close()
-            conn = self._ask_conn = await Connection.open(
-                node, timeout=self.connect_timeout, follow_failover=True
-            )
-        asking = conn.send(("ASKING",))
-        sent = conn.send(args)  # written right behind ASKING, which covers one command
-        await asking
-        reply = await sent
-        if execute and isinstance(reply, ReplyError):
-            if isinstance(reply, PermissionReply):
-                raise permission_error(str(reply), args, self.address) from None
-            raise reply
-        return reply
+    def _redirected(self, fut: asyncio.Future[Any], args: Sequence[Any], redirect: Any) -> None:
+        """A cluster node did not run a command: send it again off the caller's path
+        (:func:`.cluster.resend`), which resolves the caller's future."""
+        from .cluster import resend
+
+        task = asyncio.get_running_loop().create_task(resend(self, fut, args, redirect))
+        self._resends.add(task)
+        task.add_done_callback(self._resends.discard)
 
     async def _send_reconnecting(self, args: Sequence[Any]) -> Any:
         conn = await self.connection()
@@ -535,7 +529,9 @@ class RedisClient:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._ask_conn is not None:
-            self._ask_conn.close()
+        if self.ask_conn is not None:
+            self.ask_conn.close()
+        for task in list(self._resends):
+            task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0)
