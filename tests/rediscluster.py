@@ -85,15 +85,19 @@ class RedisCluster:
             }
         return {(int(e[0]), int(e[1])): int(e[2][1]) for e in reply}
 
+    def _live_port(self) -> int:
+        """A node that runs (the first does, unless a test killed it)."""
+        return next(s.port for s in self.servers if s.process and s.process.poll() is None)
+
     def owner(self, slot: int) -> int:
         """The port of the primary serving ``slot`` now."""
-        for (first, last), port in self.slot_owners(self.ports[0]).items():
+        for (first, last), port in self.slot_owners(self._live_port()).items():
             if first <= slot <= last:
                 return port
         raise AssertionError(f"no node serves slot {slot}")
 
     def primaries(self) -> list[int]:
-        return sorted(set(self.slot_owners(self.ports[0]).values()))
+        return sorted(set(self.slot_owners(self._live_port()).values()))
 
     def replica_of(self, primary: int) -> int:
         with contextlib.closing(self.client(primary)) as client:
@@ -142,6 +146,23 @@ class RedisCluster:
         wait_until(lambda: self.owner(slot) == new, 20, f"node {new} to serve slot {slot}")
         self.wait_settled()
         return old, new
+
+    def kill_owner(self, slot: int) -> tuple[int, int]:
+        """SIGKILL the primary of ``slot``, wait until the cluster promotes its replica,
+        then start the dead node again (it rejoins as a replica); ``(old, new)`` ports."""
+        old = self.owner(slot)
+        server = next(s for s in self.servers if s.port == old)
+        server.kill()
+        wait_until(lambda: self._serves(slot, old), 30, f"a replacement for node {old}")
+        server.start()
+        self.wait_settled()
+        return old, self.owner(slot)
+
+    def _serves(self, slot: int, dead: int) -> bool:
+        try:
+            return self.owner(slot) != dead
+        except redis.RedisError:
+            return False
 
     def migrate(self, slot: int, to: int) -> None:
         """Move ``slot`` (and its keys) to primary ``to`` by hand: IMPORTING, MIGRATING,
