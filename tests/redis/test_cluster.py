@@ -262,7 +262,8 @@ def test_the_cli_adds_and_reports_through_the_cluster(
 
 async def run_through(cluster: RedisCluster, queue_name: str, disturb: str) -> None:
     """Add JOBS jobs while a worker runs them; halfway, fail over or migrate the queue's
-    slot (the second half is added while it moves). Every job completes exactly once (``atm`` 1), none is lost."""
+    slot (the second half is added while it moves). Every job completes exactly once
+    (``atm`` 1), none is lost."""
     url = cluster.url()
     slot = queue_slot(PREFIX, queue_name)
     ran: dict[str, int] = {}
