@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from types import TracebackType
+from typing import Any
+from urllib.parse import quote
 
 import redis
 from dockyard.devserver import RedisServer, free_port
 
+from .redis.tlspki import Pki
 from .waiting import wait_until
 
 #: Queue keys under this prefix all hash to one slot (BullMQ's own advice for Cluster).
@@ -24,21 +27,43 @@ class RedisCluster:
     """Three primaries with ``replicas`` replicas each; which are primaries changes as
     tests fail over."""
 
-    def __init__(self, *, replicas: int = 1) -> None:
+    def __init__(self, *, replicas: int = 1, pki: Pki | None = None) -> None:
         self.replicas = replicas
+        #: With a pki every node speaks only TLS, to clients and on the cluster bus.
+        self.pki = pki
         self.servers: list[RedisServer] = []
+        self._ports_used: set[int] = set()
 
     @property
     def ports(self) -> list[int]:
         return [server.port for server in self.servers]
 
     def url(self, seeds: int = 2) -> str:
-        """``redis+cluster://`` with the first ``seeds`` nodes as seeds."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:seeds])
+        """``redis+cluster://`` with the first ``seeds`` nodes as seeds (``rediss+cluster``
+        with our CA for a TLS cluster)."""
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.ports[:seeds])
+        if self.pki is not None:
+            return f"rediss+cluster://{hosts}?ssl_ca_certs=" + quote(str(self.pki.ca))
+        return f"redis+cluster://{hosts}"
 
     def client(self, port: int) -> redis.Redis:
         """A redis-py client on one node (the caller closes it)."""
-        return redis.Redis(port=port, decode_responses=True)
+        tls: dict[str, Any] = {}
+        if self.pki is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.pki.ca)}
+        return redis.Redis(port=port, decode_responses=True, **tls)
+
+    def _tls_args(self, port: int) -> tuple[str, ...]:
+        if self.pki is None:
+            return ()
+        cert, key = self.pki.server
+        return ("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.pki.ca),
+                "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                "--tls-replication", "yes")  # fmt: skip
+
+    def _cli_tls(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.pki.ca)] if self.pki is not None else []
 
     def _start_node(self) -> RedisServer:
         """One cluster-enabled server; its client and bus ports are free ones, picked
@@ -46,11 +71,12 @@ class RedisCluster:
         args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "3000", "--appendonly", "no")  # fmt: skip
         for attempt in range(5):
-            taken = {port for server in self.servers for port in server.extra_args[-1:]}
-            bus = free_port()
-            if str(bus) in taken:
+            port, bus = free_port(), free_port()
+            if {port, bus} & self._ports_used or port == bus:
                 continue
-            server = RedisServer(extra_args=(*args, "--cluster-port", str(bus)))
+            self._ports_used |= {port, bus}
+            extra = (*args, "--cluster-port", str(bus), *self._tls_args(port))
+            server = RedisServer(port=port, extra_args=extra)
             try:
                 return server.start()
             except RuntimeError:
@@ -64,8 +90,8 @@ class RedisCluster:
             self.servers.append(self._start_node())
         nodes = [f"127.0.0.1:{p}" for p in self.ports]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas),
-             "--cluster-yes"],
+            ["redis-cli", *self._cli_tls(), "--cluster", "create", *nodes,
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
         )  # fmt: skip
         self.wait_settled()
