@@ -238,6 +238,44 @@ async def test_a_flow_across_slots_is_refused_and_writes_nothing(
     assert keys_everywhere(redis_cluster, "*") == {}
 
 
+async def test_a_dead_letter_queue_in_another_slot_gets_the_failed_job(
+    redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    async def boom(job: Job) -> None:
+        raise RuntimeError("no")
+
+    async with (
+        Queue("{pay}", url=cluster_url) as queue,
+        Queue("{pay-dead}", url=cluster_url) as dead,
+        Worker("{pay}", boom, url=cluster_url),
+    ):
+        job = await queue.add("charge", {"n": 1}, dead_letter_queue="{pay-dead}")
+        await wait_for(lambda: _waiting(dead), 20, "the dead letter")
+    assert queue_slot("bull", "{pay}") != queue_slot("bull", "{pay-dead}")
+    letters = await _letters(cluster_url)
+    assert [(letter["queue"], letter["job_id"]) for letter in letters] == [("{pay}", job.id)]
+
+
+async def _waiting(queue: Queue) -> bool:
+    return bool((await queue.get_job_counts("waiting"))["waiting"])
+
+
+async def _letters(url: str) -> list[dict[str, object]]:
+    async with Queue("{pay-dead}", url=url) as dead:
+        return [job.data for job in await dead.get_jobs("waiting")]
+
+
+async def test_a_dead_letter_queue_without_a_hash_tag_is_refused_at_add(
+    redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    async with Queue("{pay}", url=cluster_url) as queue:
+        with pytest.raises(ClusterSlotError, match="dead_letter_queue 'pay-dead'"):
+            await queue.add("charge", {}, dead_letter_queue="pay-dead")
+        with pytest.raises(ClusterSlotError, match="dead_letter_queue"):
+            await queue.add_bulk([("charge", {}, {"dead_letter_queue": "pay-dead"})])
+    assert keys_everywhere(redis_cluster, "*") == {}
+
+
 def test_the_cli_adds_and_reports_through_the_cluster(
     redis_cluster: RedisCluster, cluster_url: str
 ) -> None:
