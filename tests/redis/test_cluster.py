@@ -279,9 +279,9 @@ async def test_a_dead_letter_queue_without_a_hash_tag_is_refused_at_add(
 def test_the_cli_adds_and_reports_through_the_cluster(
     redis_cluster: RedisCluster, cluster_url: str
 ) -> None:
-    def dockyard(*args: str) -> subprocess.CompletedProcess[str]:
+    def dockyard(*args: str, prefix: str = PREFIX) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "dockyard", *args, "--url", cluster_url, "--prefix", PREFIX],
+            [sys.executable, "-m", "dockyard", *args, "--url", cluster_url, "--prefix", prefix],
             capture_output=True, text=True, timeout=60, cwd=ROOT,
         )  # fmt: skip
 
@@ -290,6 +290,14 @@ def test_the_cli_adds_and_reports_through_the_cluster(
     stats = dockyard("stats", "--json")
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["cli"]["waiting"] == 1
+    # The default prefix, a hash tag in the queue's name instead:
+    tagged = dockyard("add", "{cli}", "send", "--json", prefix="bull")
+    assert tagged.returncode == 0, tagged.stderr
+    stats = dockyard("stats", "--json", prefix="bull")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["{cli}"]["waiting"] == 1
+    refused = dockyard("add", "cli", "send", prefix="bull")
+    assert refused.returncode != 0 and "hash tag" in refused.stderr
     owner = redis_cluster.owner(queue_slot(PREFIX, "cli"))
     with contextlib.closing(redis_cluster.client(owner)) as client:
         assert client.exists(f"{{bull}}:cli:{json.loads(added.stdout)['id']}")
