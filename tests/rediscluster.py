@@ -194,6 +194,13 @@ class RedisCluster:
         """Move ``slot`` (and its keys) to primary ``to`` by hand: IMPORTING, MIGRATING,
         MIGRATE in batches until the source holds none, then SETSLOT NODE on both."""
         source = self.owner(slot)
+        self.move_keys(slot, to)
+        self.finish_move(slot, source, to)
+
+    def move_keys(self, slot: int, to: int) -> None:
+        """The first half of a migration: ``slot`` is IMPORTING on ``to`` and MIGRATING on
+        its owner, which then hands over every key it holds (it still owns the slot)."""
+        source = self.owner(slot)
         with contextlib.closing(self.client(source)) as src, contextlib.closing(
             self.client(to)
         ) as dst:
@@ -207,6 +214,13 @@ class RedisCluster:
                 if not keys:
                     break
                 src.execute_command("MIGRATE", "127.0.0.1", to, "", 0, 10000, "KEYS", *keys)
+
+    def finish_move(self, slot: int, source: int, to: int) -> None:
+        """The second half: ``to`` owns ``slot`` (SETSLOT NODE on both), all agree."""
+        with contextlib.closing(self.client(source)) as src, contextlib.closing(
+            self.client(to)
+        ) as dst:
+            target_id = dst.execute_command("CLUSTER", "MYID")
             dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
         wait_until(lambda: self.owner(slot) == to, 20, f"node {to} to serve slot {slot}")

@@ -51,6 +51,13 @@ def keys_everywhere(cluster: RedisCluster, pattern: str) -> dict[int, list[str]]
     return found
 
 
+def tryagains(cluster: RedisCluster, port: int) -> int:
+    """How many TRYAGAIN replies node ``port`` has sent so far."""
+    with contextlib.closing(cluster.client(port)) as client:
+        stats = client.info("errorstats")
+    return int(stats.get("errorstat_TRYAGAIN", {}).get("count", 0))
+
+
 # -- URLs and slots (no server) ---------------------------------------------------------
 
 
@@ -367,6 +374,34 @@ async def test_a_slot_migration_during_a_run_loses_no_job_and_repeats_none(
     redis_cluster: RedisCluster, cluster_url: str
 ) -> None:
     await run_through(redis_cluster, "migration", "migrate")
+
+
+async def test_while_a_slot_is_half_moved_reads_follow_ask_and_writes_wait_for_the_move(
+    redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    """Keys already on the importing node are read there (ASK, then ASKING + the command);
+    a script whose keys are split or missing is answered TRYAGAIN and sent again until the
+    move is done: it is then applied once, on the new owner."""
+    slot = queue_slot(PREFIX, "halfway")
+    async with Queue("halfway", url=cluster_url, prefix=PREFIX) as queue:
+        first = await queue.add("a", {"n": 1})
+        source = redis_cluster.owner(slot)
+        target = next(p for p in redis_cluster.primaries() if p != source)
+        await asyncio.to_thread(redis_cluster.move_keys, slot, target)
+        try:
+            found = await queue.get_job(first.id or "")  # ASK: served by the importing node
+            assert found is not None and found.data == {"n": 1}
+            refused = tryagains(redis_cluster, target)
+            adding = asyncio.ensure_future(queue.add("b", {"n": 2}))
+            await wait_for(lambda: tryagains(redis_cluster, target) > refused, 10, "TRYAGAIN")
+            assert not adding.done()  # nothing can apply it before the move is done
+        finally:
+            await asyncio.to_thread(redis_cluster.finish_move, slot, source, target)
+        second = await asyncio.wait_for(adding, 10)
+    with contextlib.closing(redis_cluster.client(target)) as client:
+        assert client.lrange("{bull}:halfway:wait", 0, -1) == [second.id, first.id]
+    with contextlib.closing(redis_cluster.client(source)) as client:
+        assert not client.keys("{bull}:halfway:*")
 
 
 async def test_when_the_queues_primary_dies_its_replacement_serves_the_queue(

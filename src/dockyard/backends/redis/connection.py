@@ -172,7 +172,7 @@ class _Protocol(asyncio.Protocol):
         """The exception for a failover or redirect reply; marks the connection stale
         when its server no longer serves the command's keys."""
         node = self.node
-        if text.startswith(REDIRECT_REPLIES) and node is not None and node.cluster is not None:
+        if node is not None and node.cluster is not None:  # READONLY etc. included
             redirect = ClusterRedirect(text, node)
             self.stale = self.stale or redirect.stale
             return redirect

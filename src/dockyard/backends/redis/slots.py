@@ -106,8 +106,9 @@ def check_flow_slots(address: RedisAddress, prefix: str, queues: Iterable[str]) 
 
 
 class ClusterRedirect(BackendUnavailableError):
-    """A cluster node did not run a command (MOVED, ASK, TRYAGAIN or CLUSTERDOWN); the
-    client sends it again where the reply says, or after a short pause."""
+    """A cluster node did not run a command (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, or a
+    failover reply such as READONLY or UNBLOCKED); the client sends it again where the
+    reply says, or after a short pause."""
 
     def __init__(self, reply: str, asked: RedisAddress) -> None:
         where = f"[{asked.host}]" if ":" in asked.host else asked.host
@@ -126,5 +127,5 @@ class ClusterRedirect(BackendUnavailableError):
 
     @property
     def stale(self) -> bool:
-        """True when the connection's node no longer serves the slot (drop it)."""
-        return self.kind in ("MOVED", "CLUSTERDOWN")
+        """True when the connection's node may no longer serve the slot (drop it)."""
+        return self.kind not in ("ASK", "TRYAGAIN")
