@@ -18,26 +18,23 @@ from typing import Any, cast
 
 import hiredis
 
-from ...errors import (
-    BackendError,
-    BackendFullError,
-    BackendPermissionError,
-    BackendUnavailableError,
-    InvalidJobError,
-)
+from ...errors import BackendUnavailableError, InvalidJobError
 from .address import RedisAddress, TlsOptions
 from .health import check_version
-from .refusals import (
-    FAILOVER_REPLIES,
-    PERMISSION_REPLIES,
-    permission_error,
-    setup_refusal,
-    tls_refusal,
+from .refusals import FAILOVER_REPLIES, permission_error, setup_refusal, tls_refusal
+from .replies import (
+    ConnectionLost,
+    FailoverReply,
+    OutOfMemoryReply,
+    PermissionReply,
+    ReplyError,
+    checked,
 )
 from .slots import REDIRECT_REPLIES, ClusterRedirect
 
-__all__ = ["Connection", "ConnectionLost", "FailoverReply", "RedisAddress", "RedisClient",
-           "ReplyError", "TlsOptions", "checked"]  # fmt: skip
+__all__ = ["Connection", "ConnectionLost", "FailoverReply", "OutOfMemoryReply",
+           "PermissionReply", "RedisAddress", "RedisClient", "ReplyError", "TlsOptions",
+           "checked"]  # fmt: skip
 
 log = logging.getLogger("dockyard.redis")
 
@@ -52,58 +49,6 @@ _FOLLOWED_REPLIES = FAILOVER_REPLIES + REDIRECT_REPLIES
 #: several batches in flight instead of settling into one that Redis and Python take turns
 #: on (measured: 21-27k → 31-32k no-op jobs/s, bench/RESULTS.md).
 EAGER_WRITE_BYTES = 16 * 1024
-
-
-class ReplyError(BackendError):
-    """An error reply from the Redis server (``-ERR ...``); the message is the server's.
-
-    An ``OOM`` reply (the server is at ``maxmemory``) is built as :class:`OutOfMemoryReply`,
-    a :class:`~dockyard.errors.BackendFullError`, so callers can tell a full store apart;
-    an ACL refusal (``NOPERM``) as :class:`PermissionReply`, which is never retried.
-    """
-
-    def __new__(cls, *args: object) -> ReplyError:
-        if cls is ReplyError and args:
-            text = str(args[0])
-            if text.startswith("OOM"):
-                cls = OutOfMemoryReply
-            elif text.startswith(PERMISSION_REPLIES):
-                cls = PermissionReply
-        return super().__new__(cls, *args)
-
-
-class OutOfMemoryReply(ReplyError, BackendFullError):
-    """Redis refused a write because it is at ``maxmemory`` (policy ``noeviction``)."""
-
-    def __str__(self) -> str:
-        return (
-            "Redis is out of memory (maxmemory reached, nothing was written by the refused "
-            "command); free memory, raise maxmemory or remove finished jobs. The server said: "
-            + super().__str__()
-        )
-
-
-class PermissionReply(ReplyError, BackendPermissionError):
-    """An ACL refusal (NOPERM) as the server worded it; callers that know the command
-    raise :func:`~.refusals.permission_error` instead, which names what to grant."""
-
-
-class ConnectionLost(BackendUnavailableError):
-    """The socket closed before the reply came; the command may or may not have run."""
-
-
-class FailoverReply(ConnectionLost):
-    """A Sentinel-followed server answered READONLY, UNBLOCKED, LOADING, NOREPLICAS or
-    MASTERDOWN: it is not (or no longer) a writable primary and did not run the command;
-    the connection is dropped so the next use finds the primary again."""
-
-
-def checked(replies: Sequence[Any]) -> list[Any]:
-    """``replies`` as a list, raising the first error reply among them."""
-    for reply in replies:
-        if isinstance(reply, ReplyError):
-            raise reply
-    return list(replies)
 
 
 class _Protocol(asyncio.Protocol):
