@@ -30,11 +30,13 @@ export async function loadBullmq(version) {
   return import(name);
 }
 
-import { Cluster } from 'ioredis';
+import { createRequire } from 'node:module';
 
 /** Options shared by Queue, Worker and QueueEvents: connection and key prefix. */
 export function baseOptions(args) {
   if (args.cluster) {
+    // ioredis is BullMQ's own client (installed with it, pinned by the lock file).
+    const { Cluster } = createRequire(import.meta.url)('ioredis');
     const seeds = args.cluster.map(([host, port]) => ({ host, port }));
     const redisOptions = { maxRetriesPerRequest: null };
     return { connection: new Cluster(seeds, { redisOptions }), prefix: args.prefix };
