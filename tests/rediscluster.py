@@ -97,9 +97,10 @@ class RedisCluster:
         self.wait_settled()
         return self
 
-    def _ask(self, port: int, *command: str) -> object:
+    def command(self, port: int, *args: str) -> object:
+        """Run one command on node ``port`` and return its reply."""
         with contextlib.closing(self.client(port)) as client:
-            return client.execute_command(*command)
+            return client.execute_command(*args)
 
     def slot_owners(self, port: int) -> dict[tuple[int, int], int]:
         """``{(first, last): primary port}`` as node ``port`` sees it."""
@@ -134,7 +135,7 @@ class RedisCluster:
         try:
             views = []
             for port in self.ports:
-                info = str(self._ask(port, "CLUSTER", "INFO"))
+                info = str(self.command(port, "CLUSTER", "INFO"))
                 if "cluster_state:ok" not in info:
                     return False
                 views.append(self.slot_owners(port))
@@ -161,14 +162,14 @@ class RedisCluster:
     def flush(self) -> None:
         """Empty every primary (replicas follow)."""
         for port in self.primaries():
-            self._ask(port, "FLUSHALL")
+            self.command(port, "FLUSHALL")
 
     def fail_over(self, slot: int) -> tuple[int, int]:
         """Promote the replica of ``slot``'s primary (``CLUSTER FAILOVER`` on it, as an
         operator would) and wait until all agree; ``(old, new)`` primary ports."""
         old = self.owner(slot)
         new = self.replica_of(old)
-        self._ask(new, "CLUSTER", "FAILOVER")
+        self.command(new, "CLUSTER", "FAILOVER")
         wait_until(lambda: self.owner(slot) == new, 20, f"node {new} to serve slot {slot}")
         self.wait_settled()
         return old, new

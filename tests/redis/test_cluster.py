@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import redis
 from dockyard import (
+    BackendPermissionError,
     FlowProducer,
     InvalidOptionError,
     Job,
@@ -32,6 +33,7 @@ from dockyard.backends.redis.slots import ClusterSlotError, key_slot, queue_slot
 
 from ..rediscluster import PREFIX, RedisCluster
 from ..waiting import wait_for
+from .test_acl import documented_acl, password
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Jobs per run in the failover and migration tests (the issue's figure): half are added
@@ -425,6 +427,50 @@ async def test_when_the_queues_primary_dies_its_replacement_serves_the_queue(
             assert await job.wait_until_finished(timeout=30) == job.data["n"]
     with contextlib.closing(redis_cluster.client(new)) as client:
         assert client.zcard("{bull}:phoenix:completed") == 11
+
+
+async def test_a_user_the_acl_denies_the_slot_map_fails_at_once(
+    redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    for port in redis_cluster.ports:  # ACLs are per node
+        redis_cluster.command(port, "ACL", "SETUSER", "noslots", "on", ">pw", "~*", "+@all",
+                           "-cluster")  # fmt: skip
+    try:
+        url = cluster_url.replace("redis+cluster://", "redis+cluster://noslots:pw@")
+        backend = open_backend(url, "q", prefix=PREFIX, retry_for=60.0)
+        async with Queue("q", prefix=PREFIX, backend=backend) as queue:
+            with pytest.raises(BackendPermissionError, match="CLUSTER") as caught:
+                await asyncio.wait_for(queue.add("x", {}), 10)
+        assert "+cluster" in str(caught.value)
+    finally:
+        for port in redis_cluster.ports:
+            redis_cluster.command(port, "ACL", "DELUSER", "noslots")
+
+
+async def test_the_documented_acl_with_the_slot_map_and_asking_runs_jobs_on_a_cluster(
+    redis_cluster: RedisCluster, cluster_url: str
+) -> None:
+    """The README's producer and worker users, keyed to ``{bull}:*`` and given the two
+    cluster commands the README names, on every node."""
+    users = documented_acl()
+    roles = ("dockyard-producer", "dockyard-worker")
+    for port in redis_cluster.ports:
+        for user in roles:
+            rules = ["~{bull}:*" if rule == "~bull:*" else rule for rule in users[user]]
+            redis_cluster.command(port, "ACL", "SETUSER", user, *rules, "+cluster|slots",
+                                  "+asking")  # fmt: skip
+    try:
+        seeds = cluster_url.removeprefix("redis+cluster://")
+        producer, worker = (f"redis+cluster://{user}:{password(user)}@{seeds}" for user in roles)
+        async with (
+            Queue("acl", url=producer, prefix=PREFIX) as queue,
+            Worker("acl", lambda job: job.data["n"] + 1, url=worker, prefix=PREFIX),
+        ):
+            job = await queue.add("inc", {"n": 1})
+            assert await job.wait_until_finished(timeout=20) == 2
+    finally:
+        for port in redis_cluster.ports:
+            redis_cluster.command(port, "ACL", "DELUSER", *roles)
 
 
 def test_a_server_that_is_no_cluster_is_refused_by_name(redis_server: object) -> None:

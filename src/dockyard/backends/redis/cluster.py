@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidOptionError
 from .address import RedisAddress
-from .connection import Connection, ConnectionLost, ReplyError
+from .connection import Connection, ConnectionLost, PermissionReply, ReplyError
+from .refusals import permission_error
 from .slots import ClusterRedirect
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ async def slot_map(address: RedisAddress, *, timeout: float) -> list[tuple[int, 
             reply = await conn.send(("CLUSTER", "SLOTS"))
         finally:
             conn.close()
+        if isinstance(reply, PermissionReply):  # final: the ACL must allow it
+            raise permission_error(str(reply), ("CLUSTER", "SLOTS"), seed) from None
         if isinstance(reply, ReplyError):
             if "cluster support disabled" in str(reply):
                 raise InvalidOptionError(
