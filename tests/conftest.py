@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import redis
 from dockyard.devserver import RedisServer
 
 from .rediscluster import RedisCluster
+
+# Timing is measured in bench/, never asserted in tests: no per-example deadline, which a
+# loaded 2-core machine would trip at random.
+settings.register_profile("dockyard", deadline=None)
+settings.load_profile("dockyard")
 
 
 @pytest.fixture(scope="session")
