@@ -24,7 +24,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -51,7 +50,8 @@ class Worker:
     """Runs ``handler`` for every job of queue ``queue``.
 
     ``handler`` is a callable taking a :class:`Job` (``async def`` runs on the event loop,
-    a plain ``def`` in a thread pool) or a mapping from job name to such callables.
+    a plain ``def`` on the worker's own threads, at most ``concurrency`` of them) or a
+    mapping from job name to such callables.
     ``await worker.run()`` works until :meth:`close` or SIGTERM/SIGINT (graceful: active
     jobs finish; a second signal stops at once and puts active jobs back to wait).
     ``async with Worker(...)`` runs it in the background and closes it on exit.
@@ -111,9 +111,7 @@ class Worker:
             if backend is not None
             else open_backend(url, queue, prefix=prefix, retry_for=None)
         )
-        self._runner = Runner(
-            handler, backoff_strategies or {}, self.settings, self._executor, isolate=isolate
-        )
+        self._runner = Runner(handler, backoff_strategies or {}, self.settings, isolate=isolate)
         self._keeper = LockKeeper(
             self.backend.reopen,
             self._held_locks,
@@ -134,7 +132,6 @@ class Worker:
         self._closing = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: list[asyncio.Task[None]] = []
-        self._pool: ThreadPoolExecutor | None = None
         self._running = False
         self._signals = 0
         self._limit_until = 0.0
@@ -149,13 +146,6 @@ class Worker:
         return f"<Worker {self.queue!r} id={self.id[:8]} active={len(self._active)}>"
 
     # -- life cycle -----------------------------------------------------------------
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.settings.concurrency, thread_name_prefix="dockyard-job"
-            )
-        return self._pool
 
     async def __aenter__(self) -> Worker:
         self._background = asyncio.create_task(self.run(handle_signals=False), name="worker")
@@ -214,8 +204,6 @@ class Worker:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             await self.backend.close()
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
             self._running = False
 
     async def _until_closed(self, connecting: Awaitable[None]) -> bool:
