@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
-from ._outcomes import dead_letter, release, store_outcome
+from ._outcomes import Finisher, dead_letter, release, store_outcome
 from ._runner import Runner
 from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
 from ._settings import limiter_of, metrics_points
@@ -119,6 +119,7 @@ class Worker:
             self.settings.lock_duration / 2,
             self._pending_tokens,
         )
+        self._finisher = Finisher(self.backend, self._hold)
         self._tokens = 0
         self._lock_ms = to_ms(self.settings.lock_duration)
         self._active: dict[str, Job] = {}
@@ -359,7 +360,7 @@ class Worker:
             self._pending.add(next_lease.token)
         try:
             fetched = await store_outcome(
-                self.backend,
+                self._finisher,
                 job,
                 finish=finish,
                 lease=next_lease,
