@@ -121,6 +121,7 @@ class Runner:
     async def close(self) -> None:
         """Stop the handler threads and the isolated children, if any."""
         self._threads.close()
+        self._threads = ThreadBridge(self._settings.concurrency)  # a worker may run again
         if self._pool is not None:
             await self._pool.close()
 
