@@ -921,10 +921,13 @@ def report(summary: dict[str, Any], errors: list[str]) -> str:
                         cell(fig, "spawn_to_done_s", ratio=False, digits=1),
                         trips(s, "B", key, "calls_per_job"),
                         cell(fig, "all_commands_per_job", ratio=False, digits=1),
+                        cell(fig, "worker_cpu_us_per_job", ratio=False, digits=1),
+                        cell(fig, "redis_cpu_us_per_job", ratio=False, digits=1),
                     ]
                 )
         head = ["system", "worker setting", "N", "jobs/s", "to last stored", "peak RSS MB"]
         head += ["spawn->done s", "round trips/job", "Redis cmds/job"]
+        head += ["worker CPU µs/job", "Redis CPU µs/job"]
         out += [
             "### B. Process queued no-op jobs",
             "",
@@ -934,7 +937,9 @@ def report(summary: dict[str, Any], errors: list[str]) -> str:
             "to last stored: -> the last finishedOn in the completed set (BullMQ-model "
             "systems). round trips/job: EVALSHA/EVAL and blocking waits (BZPOPMIN, BLMOVE, "
             "...) sent per processed job, from INFO commandstats. Redis cmds/job: every "
-            "command the server ran per job, including those inside scripts.",
+            "command the server ran per job, including those inside scripts. CPU µs/job: "
+            "CPU time of the worker process(es) and of redis-server over the run, per job "
+            "(steadier than jobs/s on a shared machine).",
             "",
         ]
     if has["C"]:
