@@ -3,13 +3,14 @@ lock, a refused one changing nothing while the others are stored, the next jobs 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis
-from dockyard import LockLostError, PendingChildrenError, Queue
+from dockyard import Job, LockLostError, PendingChildrenError, Queue, Worker
 from dockyard.backends.base import Finish, Lease
 
-from .conftest import events
+from .conftest import events, wait_for
 
 
 def _backend(queue: Queue) -> Any:
@@ -79,3 +80,48 @@ async def test_a_batch_where_nothing_was_stored_fetches_nothing(
     assert all(isinstance(e, LockLostError) for e in errors)
     assert nxt is not None and nxt.jobs == []
     assert redis_sync.lrange("bull:q:wait", 0, -1) == [ids[2]]  # not taken for nobody
+
+
+async def test_jobs_finishing_together_are_stored_once_each_in_few_script_calls(
+    queue: Queue, redis_sync: redis.Redis, redis_url: str
+) -> None:
+    """Ten slots finish in the same loop turn, three rounds: odd jobs fail for good, even
+    ones complete; every outcome is stored exactly once, with far fewer script calls than
+    jobs (one per round, plus the fetches)."""
+    gate = asyncio.Event()
+    started: set[str] = set()
+
+    async def work(job: Job) -> int:
+        started.add(job.id)
+        await gate.wait()
+        if job.data["i"] % 2:
+            raise ValueError(f"odd {job.data['i']}")
+        return int(job.data["i"])
+
+    jobs = await queue.add_bulk([("j", {"i": i}) for i in range(30)])
+    calls_before = redis_sync.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    async with Worker("q", work, url=redis_url, concurrency=10):
+        for _ in range(3):
+            await wait_for(lambda: len(started) == 10, timeout=10, what="10 jobs running")
+            started.clear()
+            gate.set()
+            gate = asyncio.Event()
+        await wait_for(
+            lambda: redis_sync.zcard("bull:q:completed") + redis_sync.zcard("bull:q:failed") == 30,
+            timeout=10,
+            what="30 outcomes",
+        )
+    calls = redis_sync.info("commandstats")["cmdstat_evalsha"]["calls"] - calls_before
+    assert calls < 15  # 30 outcomes and their fetches, the stalled check
+    even = {j.id for j in jobs if j.data["i"] % 2 == 0}
+    assert set(redis_sync.zrange("bull:q:completed", 0, -1)) == even
+    assert set(redis_sync.zrange("bull:q:failed", 0, -1)) == {j.id for j in jobs} - even
+    for job in jobs:
+        stored = redis_sync.hgetall(f"bull:q:{job.id}")
+        assert stored["atm"] == "1"
+        if job.data["i"] % 2:
+            assert stored["failedReason"] == f"odd {job.data['i']}"
+        else:
+            assert stored["returnvalue"] == str(job.data["i"])
+    finished = [e["jobId"] for e in events(redis_sync) if e["event"] in ("completed", "failed")]
+    assert sorted(finished) == sorted(j.id for j in jobs)
