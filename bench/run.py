@@ -256,8 +256,9 @@ SYSTEMS = {
         System(
             "dockyard",
             "dockyard (this tree)",
-            "Worker(q, fn, url=..., concurrency=100), asyncio loop (uvloop row: the loop "
-            "`dockyard worker` picks with the fast extra), hiredis, orjson (fast extra)",
+            "Worker(q, fn, url=..., concurrency=100), asyncio loop, orjson (the default "
+            "install where orjson has wheels; uvloop row: the loop `dockyard worker` picks "
+            "with the fast extra), hiredis",
             (
                 *C100,
                 Row(
@@ -267,8 +268,8 @@ SYSTEMS = {
                     compare="1 proc",
                 ),
                 Row(
-                    "1 proc default install",
-                    "concurrency 100, 1 proc, without the fast extra (json, asyncio loop)",
+                    "1 proc no orjson",
+                    "concurrency 100, 1 proc, neither orjson nor uvloop installed",
                     extra={"plain": True},
                     compare="1 proc",
                 ),
@@ -279,8 +280,8 @@ SYSTEMS = {
                     compare="1 proc",
                 ),
                 Row(
-                    "1 proc def default install",
-                    "plain `def` handler, concurrency 100, 1 proc, without the fast extra",
+                    "1 proc def no orjson",
+                    "plain `def` handler, concurrency 100, 1 proc, neither orjson nor uvloop",
                     extra={"sync": True, "plain": True},
                     compare="1 proc",
                 ),

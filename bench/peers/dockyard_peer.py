@@ -4,7 +4,7 @@ Settings: ``Worker(queue, handler, url=..., concurrency=100)``, defaults otherwi
 event loop is asyncio's own unless ``"loop": "uvloop"`` is given (what ``dockyard worker``
 runs on when uvloop is installed). ``"sync": true`` makes the handler a plain ``def`` (run
 in the worker's threads), whose ``sleep_ms`` is blocking (``time.sleep``). ``"plain": true``
-hides uvloop and orjson, as on an install without the ``fast`` extra.
+hides uvloop and orjson, as on a platform where neither has wheels.
 """
 
 from __future__ import annotations
