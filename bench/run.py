@@ -238,6 +238,7 @@ class System:
     latency_jobs: int | None = None  # a fixed N for C (arq: its idle worker polls every 0.5 s)
     latency_extra: dict[str, Any] = field(default_factory=dict)
     rss: bool = False  # workload E (100,000 jobs)
+    d_rows: tuple[Row, ...] = ()  # extra D settings (key, peer arguments, Node twin)
     bullmq_model: bool = False  # Lua scripts + blocking waits: round trips/job is meaningful
 
     def command(self, spec: dict[str, Any]) -> list[str]:
@@ -255,8 +256,9 @@ SYSTEMS = {
         System(
             "dockyard",
             "dockyard (this tree)",
-            "Worker(q, fn, url=..., concurrency=100), asyncio loop (uvloop row: the loop "
-            "`dockyard worker` picks with the fast extra), hiredis, orjson (fast extra)",
+            "Worker(q, fn, url=..., concurrency=100), asyncio loop, orjson (the default "
+            "install where orjson has wheels; uvloop row: the loop `dockyard worker` picks "
+            "with the fast extra), hiredis",
             (
                 *C100,
                 Row(
@@ -265,8 +267,30 @@ SYSTEMS = {
                     extra={"loop": "uvloop"},
                     compare="1 proc",
                 ),
+                Row(
+                    "1 proc no orjson",
+                    "concurrency 100, 1 proc, neither orjson nor uvloop installed",
+                    extra={"plain": True},
+                    compare="1 proc",
+                ),
+                Row(
+                    "1 proc def",
+                    "plain `def` handler, concurrency 100, 1 proc",
+                    extra={"sync": True},
+                    compare="1 proc",
+                ),
+                Row(
+                    "1 proc def no orjson",
+                    "plain `def` handler, concurrency 100, 1 proc, neither orjson nor uvloop",
+                    extra={"sync": True, "plain": True},
+                    compare="1 proc",
+                ),
             ),
             rss=True,
+            d_rows=(
+                Row("def c10", "def, time.sleep 1 ms, c10", extra={"sync": True}, compare="c10"),
+                Row("def c100", "def, time.sleep 1 ms, c100", extra={"sync": True}, compare="c100"),
+            ),
             bullmq_model=True,
         ),
         System(
@@ -772,10 +796,15 @@ def workload(client: Any, name: str, system: System, a: argparse.Namespace) -> d
         return latency(client, system, system.latency_jobs or a.latency_jobs)
     if name == "D":
         n = jobs_for(system, a)
-        return {
+        result = {
             f"c{c}": process(client, system, n, 1, {"concurrency": c, "sleep_ms": 1})
-            for c in (100, 1000)
+            for c in (10, 100, 1000)
         }
+        for row in system.d_rows:  # twin: the Node row of the same concurrency
+            c = int(row.compare.removeprefix("c"))
+            spec = {"concurrency": c, "sleep_ms": 1, **row.extra}
+            result[row.key] = process(client, system, n, 1, spec)
+        return result
     if name == "E":
         spec = {"concurrency": 100, "sleep_ms": 0}
         result = process(client, system, a.rss_jobs, 1, spec, (0.0, 0.5, 1.0))
@@ -893,10 +922,13 @@ def report(summary: dict[str, Any], errors: list[str]) -> str:
                         cell(fig, "spawn_to_done_s", ratio=False, digits=1),
                         trips(s, "B", key, "calls_per_job"),
                         cell(fig, "all_commands_per_job", ratio=False, digits=1),
+                        cell(fig, "worker_cpu_us_per_job", ratio=False, digits=1),
+                        cell(fig, "redis_cpu_us_per_job", ratio=False, digits=1),
                     ]
                 )
         head = ["system", "worker setting", "N", "jobs/s", "to last stored", "peak RSS MB"]
         head += ["spawn->done s", "round trips/job", "Redis cmds/job"]
+        head += ["worker CPU µs/job", "Redis CPU µs/job"]
         out += [
             "### B. Process queued no-op jobs",
             "",
@@ -906,7 +938,9 @@ def report(summary: dict[str, Any], errors: list[str]) -> str:
             "to last stored: -> the last finishedOn in the completed set (BullMQ-model "
             "systems). round trips/job: EVALSHA/EVAL and blocking waits (BZPOPMIN, BLMOVE, "
             "...) sent per processed job, from INFO commandstats. Redis cmds/job: every "
-            "command the server ran per job, including those inside scripts.",
+            "command the server ran per job, including those inside scripts. CPU µs/job: "
+            "CPU time of the worker process(es) and of redis-server over the run, per job "
+            "(steadier than jobs/s on a shared machine).",
             "",
         ]
     if has["C"]:
@@ -929,17 +963,30 @@ def report(summary: dict[str, Any], errors: list[str]) -> str:
             [
                 title(s),
                 f"{summary[s]['D']['c100']['jobs']['median']:,.0f}",
+                cell(summary[s], "D", "c10", "jobs_per_s"),
                 cell(summary[s], "D", "c100", "jobs_per_s"),
                 cell(summary[s], "D", "c1000", "jobs_per_s"),
                 cell(summary[s], "D", "c1000", "peak_rss_mb", ratio=False),
             ]
             for s in has["D"]
         ]
-        head = ["system", "N", "concurrency 100", "concurrency 1,000", "peak RSS MB (c1000)"]
+        for s in has["D"]:
+            for row in SYSTEMS[s].d_rows:  # plain `def` handlers that block for 1 ms
+                c = row.compare
+                cells = [
+                    cell(summary[s], "D", row.key, "jobs_per_s") if k == c else "-"
+                    for k in ("c10", "c100", "c1000")
+                ]
+                rows.append([f"{title(s)}, {row.label}", "", *cells, "-"])
+        head = ["system", "N", "concurrency 10", "concurrency 100", "concurrency 1,000"]
+        head += ["peak RSS MB (c1000)"]
         out += [
             "### D. Jobs that await asyncio.sleep(0.001) (Node: a 1 ms timer), jobs/s",
             "",
             table(head, rows),
+            "",
+            "The `def` rows block for 1 ms (time.sleep) in a plain handler, i.e. in the "
+            "worker's threads; their ratio is to Node's 1 ms timer at the same concurrency.",
             "",
         ]
     if has["E"]:
@@ -1162,6 +1209,9 @@ def main() -> None:
             for row in SYSTEMS[name].rows:  # B rows without a twin at Node: their stated twin
                 if row.compare and row.key in ws.get("B", {}):
                     add_ratios(ws["B"][row.key], base.get("B", {}).get(row.compare, {}))
+            for row in SYSTEMS[name].d_rows:
+                if row.key in ws.get("D", {}):
+                    add_ratios(ws["D"][row.key], base.get("D", {}).get(row.compare, {}))
     notes = [
         f"Median (min-max) of {a.runs} run(s); **ratio** = this system / Node BullMQ 5.62.0 "
         "in the same run (throughput: higher is better; latency and memory: lower is better).",

@@ -1,7 +1,8 @@
 """Throughput of the sqlite:// backend: enqueue N jobs with add_bulk, then one worker
-process at concurrency 100 runs them (no-op async handler). Prints jobs/s.
+process at concurrency 100 runs them (no-op async handler; ``def``: a no-op plain
+handler, run on the worker's threads). Prints jobs/s and the worker's CPU per job.
 
-Usage: ``python bench/sqlite_throughput.py [N]`` (default 20,000).
+Usage: ``python bench/sqlite_throughput.py [N] [def]`` (default 20,000).
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ async def noop(job: Job) -> None:
     return None
 
 
-async def main(n: int) -> None:
+def plain_noop(job: Job) -> None:
+    return None
+
+
+async def main(n: int, plain: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         async with Queue("bench", url=url) as queue:
@@ -27,18 +32,25 @@ async def main(n: int) -> None:
                 await queue.add_bulk([("noop", {"i": j}) for j in range(i, min(i + 1000, n))])
             added = time.perf_counter() - started
             print(f"enqueue (add_bulk, batches of 1,000): {n / added:,.0f} jobs/s")
-            worker = Worker("bench", noop, url=url, concurrency=100, drain_delay=0.2)
+            handler = plain_noop if plain else noop
+            worker = Worker("bench", handler, url=url, concurrency=100, drain_delay=0.2)
             started = time.perf_counter()
+            cpu = time.process_time()
             runner = asyncio.create_task(worker.run(handle_signals=False))
             done = 0
             while done < n:  # poll the store, as a producer would
                 await asyncio.sleep(0.05)
                 done = (await queue.get_job_counts("completed"))["completed"]
             took = time.perf_counter() - started
+            cpu_us = (time.process_time() - cpu) / n * 1e6  # this process: worker + SQLite
             await worker.close()
             await runner
-            print(f"process (1 worker process, concurrency 100): {n / took:,.0f} jobs/s")
+            kind = "def" if plain else "async def"
+            print(
+                f"process (1 worker process, concurrency 100, {kind} handler): "
+                f"{n / took:,.0f} jobs/s, {cpu_us:.1f} us CPU per job"
+            )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, sys.argv[2:3] == ["def"]))

@@ -2,22 +2,29 @@
 
 Settings: ``Worker(queue, handler, url=..., concurrency=100)``, defaults otherwise; the
 event loop is asyncio's own unless ``"loop": "uvloop"`` is given (what ``dockyard worker``
-runs on when uvloop is installed).
+runs on when uvloop is installed). ``"sync": true`` makes the handler a plain ``def`` (run
+in the worker's threads), whose ``sleep_ms`` is blocking (``time.sleep``). ``"plain": true``
+hides uvloop and orjson, as on a platform where neither has wheels.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
 
 from common import Counter, args, emit, now_ms, quiet_logging
 
-from dockyard import Job, Queue, Worker
+A = args()
+if A.get("plain"):  # as if not installed: dockyard falls back to json and asyncio's loop
+    sys.modules["orjson"] = None  # type: ignore[assignment]
+    sys.modules["uvloop"] = None  # type: ignore[assignment]
+
+from dockyard import Job, Queue, Worker  # noqa: E402
 
 QUEUE = "bench"
-A = args()
 
 
 async def enqueue(url: str, n: int, bulk: bool) -> None:
@@ -38,6 +45,17 @@ async def work(url: str, concurrency: int, sleep_ms: float) -> None:
 
         async def handler(job: Job) -> Any:
             return now_ms()
+
+    elif A.get("sync"):
+        counter = Counter(url)
+        pause = sleep_ms / 1000
+
+        def handler(job: Job) -> Any:  # type: ignore[misc]
+            counter.started()
+            if pause:
+                time.sleep(pause)
+            counter.done()
+            return None
 
     else:
         counter = Counter(url)

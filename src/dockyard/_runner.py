@@ -11,10 +11,10 @@ import inspect
 import json
 import logging
 import traceback
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._threads import ThreadBridge
 from .backends.base import Finish
 from .durations import to_ms
 from .errors import (
@@ -48,7 +48,6 @@ class Runner:
         handler: Handler | str | Mapping[str, Handler | str],
         strategies: Mapping[str, BackoffStrategy],
         settings: WorkerSettings,
-        executor: Callable[[], ThreadPoolExecutor],
         isolate: bool = False,
     ) -> None:
         self._pool: Pool | None = None
@@ -78,7 +77,7 @@ class Runner:
         self._is_async: dict[Any, bool] = {}
         self._strategies = dict(strategies)
         self._settings = settings
-        self._executor = executor
+        self._threads = ThreadBridge(settings.concurrency)
 
     def _isolated(self, handler: Any) -> Handler:
         """Remember the name a child imports ``handler`` by (a callable, or a string)."""
@@ -120,7 +119,9 @@ class Runner:
         )
 
     async def close(self) -> None:
-        """Stop the isolated children, if any."""
+        """Stop the handler threads and the isolated children, if any."""
+        self._threads.close()
+        self._threads = ThreadBridge(self._settings.concurrency)  # a worker may run again
         if self._pool is not None:
             await self._pool.close()
 
@@ -140,8 +141,7 @@ class Runner:
                 return await coro
             async with asyncio.timeout(timeout):
                 return await coro
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), _call_sync, handler, job, loop)
+        future = self._threads.run(handler, job)
         if timeout is None:
             return await future
         async with asyncio.timeout(timeout):
@@ -300,50 +300,3 @@ def _by_name(target: str) -> Any:
 
     placeholder.__qualname__ = target
     return placeholder
-
-
-def _call_sync(handler: Handler, job: Job, loop: asyncio.AbstractEventLoop) -> Any:
-    """Run a plain handler in a worker thread; its ``await job.x()`` calls are not usable
-    there, so sync handlers get a job whose methods run on the loop via the thread bridge."""
-    job_proxy = _ThreadJob(job, loop)
-    return handler(job_proxy)  # type: ignore[arg-type]
-
-
-class _ThreadJob:
-    """A view of a Job for thread handlers: the same fields, with blocking methods."""
-
-    def __init__(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
-        self._job = job
-        self._loop = loop
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._job, name)
-
-    def _wait(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def update_progress(self, progress: Any) -> None:
-        """Blocking ``Job.update_progress``."""
-        self._wait(self._job.update_progress(progress))
-
-    def log(self, line: str) -> int:
-        """Blocking ``Job.log``."""
-        result: int = self._wait(self._job.log(line))
-        return result
-
-    def get_state(self) -> str:
-        """Blocking ``Job.get_state``."""
-        result: str = self._wait(self._job.get_state())
-        return result
-
-    def move_to_waiting_children(
-        self, token: str | None = None, *, child_key: str | None = None
-    ) -> bool:
-        """Blocking ``Job.move_to_waiting_children``."""
-        moved: bool = self._wait(self._job.move_to_waiting_children(token, child_key=child_key))
-        return moved
-
-    def get_children_values(self) -> dict[str, Any]:
-        """Blocking ``Job.get_children_values``."""
-        values: dict[str, Any] = self._wait(self._job.get_children_values())
-        return values

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .backends.flowstore import FlowStore
 
 _loads: Callable[[bytes], Any]
-try:  # the ``fast`` extra: parsing (never encoding, which must refuse NaN) with orjson
+try:  # a default dependency where it has wheels: parsing (never encoding, which must refuse NaN)
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
     _loads = json.loads

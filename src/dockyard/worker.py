@@ -24,12 +24,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 from ._keeper import LockKeeper
-from ._outcomes import dead_letter, release, store_outcome
+from ._outcomes import Finisher, dead_letter, release, store_outcome
 from ._runner import Runner
 from ._settings import WorkerSettings as WorkerSettings  # re-exported: its old home
 from ._settings import limiter_of, metrics_points
@@ -51,7 +50,8 @@ class Worker:
     """Runs ``handler`` for every job of queue ``queue``.
 
     ``handler`` is a callable taking a :class:`Job` (``async def`` runs on the event loop,
-    a plain ``def`` in a thread pool) or a mapping from job name to such callables.
+    a plain ``def`` on the worker's own threads, at most ``concurrency`` of them) or a
+    mapping from job name to such callables.
     ``await worker.run()`` works until :meth:`close` or SIGTERM/SIGINT (graceful: active
     jobs finish; a second signal stops at once and puts active jobs back to wait).
     ``async with Worker(...)`` runs it in the background and closes it on exit.
@@ -111,9 +111,7 @@ class Worker:
             if backend is not None
             else open_backend(url, queue, prefix=prefix, retry_for=None)
         )
-        self._runner = Runner(
-            handler, backoff_strategies or {}, self.settings, self._executor, isolate=isolate
-        )
+        self._runner = Runner(handler, backoff_strategies or {}, self.settings, isolate=isolate)
         self._keeper = LockKeeper(
             self.backend.reopen,
             self._held_locks,
@@ -121,6 +119,7 @@ class Worker:
             self.settings.lock_duration / 2,
             self._pending_tokens,
         )
+        self._finisher = Finisher(self.backend, self._hold)
         self._tokens = 0
         self._lock_ms = to_ms(self.settings.lock_duration)
         self._active: dict[str, Job] = {}
@@ -134,7 +133,6 @@ class Worker:
         self._closing = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: list[asyncio.Task[None]] = []
-        self._pool: ThreadPoolExecutor | None = None
         self._running = False
         self._signals = 0
         self._limit_until = 0.0
@@ -149,13 +147,6 @@ class Worker:
         return f"<Worker {self.queue!r} id={self.id[:8]} active={len(self._active)}>"
 
     # -- life cycle -----------------------------------------------------------------
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.settings.concurrency, thread_name_prefix="dockyard-job"
-            )
-        return self._pool
 
     async def __aenter__(self) -> Worker:
         self._background = asyncio.create_task(self.run(handle_signals=False), name="worker")
@@ -214,8 +205,6 @@ class Worker:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             await self.backend.close()
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
             self._running = False
 
     async def _until_closed(self, connecting: Awaitable[None]) -> bool:
@@ -371,7 +360,7 @@ class Worker:
             self._pending.add(next_lease.token)
         try:
             fetched = await store_outcome(
-                self.backend,
+                self._finisher,
                 job,
                 finish=finish,
                 lease=next_lease,

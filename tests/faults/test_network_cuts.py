@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 
@@ -9,6 +10,7 @@ import pytest
 
 import redis
 from dockyard import Job, Queue, Worker
+from dockyard.backends.redis.scripts import load_scripts
 from dockyard.devserver import RedisServer
 
 from ..waiting import wait_for
@@ -73,5 +75,67 @@ async def test_a_lost_reply_to_a_completion_neither_reruns_nor_recompletes_the_j
     assert events_per_job(client, "completed") == Counter([warm.id, a.id, b.id])
     assert events_per_job(client, "stalled") == Counter([b.id])
     assert sorted(client.zrange("bull:q:completed", 0, -1)) == sorted([warm.id, a.id, b.id])
+    assert client.llen("bull:q:active") == 0 and client.llen("bull:q:wait") == 0
+    client.close()
+
+
+async def test_a_lost_reply_to_a_batched_completion_is_recognised_on_retry_for_every_job(
+    fresh_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As above, for three jobs that finish in one turn of the worker's loop and so are
+    completed by one moveManyToFinished call (the proxy holds the answer to that script
+    only, by its SHA). The call is applied for all three, its answer is lost, the worker
+    stores each outcome again and finds each already stored: every handler ran once, one
+    ``completed`` event each. The job the lost answer fetched (D) comes back through the
+    stalled check and runs once."""
+    client = redis.Redis(port=fresh_redis_server.port, decode_responses=True)
+    script = load_scripts()["moveManyToFinished"]
+    assert client.script_load(script.source) == script.sha.decode()  # cached: EVALSHA only
+    proxy = await ReplyLosingProxy(fresh_redis_server.port).start()
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+
+    async def work(job: Job) -> str:
+        calls[job.id] += 1
+        if job.name.startswith("a"):
+            await gate.wait()  # the three finish in the same loop turn
+        return job.name
+
+    caplog.set_level(logging.INFO, logger="dockyard")
+    try:
+        async with (
+            Queue("q", url=fresh_redis_server.url) as queue,
+            Worker(
+                "q", work, url=proxy.url, concurrency=3, lock_duration=1, stalled_interval=0.5
+            ) as worker,
+        ):
+            proxy.hold_reply_to(script.sha)
+            first = await queue.add_bulk([("a1", {}), ("a2", {}), ("a3", {})])
+            await wait_for(lambda: sorted(calls) == sorted(j.id for j in first), timeout=10)
+            d = await queue.add("d", {})
+            gate.set()
+            await wait_for(
+                lambda: all(client.zscore("bull:q:completed", j.id) for j in first),
+                timeout=10,
+                what="the batched completion to be applied",
+            )
+            assert proxy.holding
+            assert client.lrange("bull:q:active", 0, -1) == [d.id]  # fetched by the same call
+            proxy.cut()
+            assert await d.wait_until_finished(timeout=15) == "d"
+            assert worker.processed == 4
+    finally:
+        await proxy.close()
+
+    ids = [j.id for j in first]
+    assert calls == Counter({**{i: 1 for i in ids}, d.id: 1})
+    stored_again = [r for r in caplog.records if "already stored" in r.getMessage()]
+    assert len(stored_again) == 3, caplog.text
+    hashes = job_hashes(client, [*ids, d.id])
+    for i in ids:
+        assert (hashes[i]["ats"], hashes[i]["atm"], hashes[i].get("stc")) == ("1", "1", None)
+    assert (hashes[d.id]["ats"], hashes[d.id]["atm"], hashes[d.id].get("stc")) == ("2", "1", "1")
+    assert events_per_job(client, "completed") == Counter([*ids, d.id])
+    assert events_per_job(client, "stalled") == Counter([d.id])
     assert client.llen("bull:q:active") == 0 and client.llen("bull:q:wait") == 0
     client.close()

@@ -10,7 +10,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ...errors import BackendUnavailableError, JobNotFoundError, error_for_code
+from ...errors import BackendUnavailableError, DockyardError, JobNotFoundError, error_for_code
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
@@ -358,6 +358,51 @@ class RedisBackend(RedisAdmin):
         if code < 0:
             raise error_for_code(code, result.job_id, f"move to {outcome}")
         return await self.fetch(next_lease, count) if next_lease else None
+
+    async def finish_many(
+        self, results: Sequence[Finish], next_lease: Lease | None, count: int = 1
+    ) -> tuple[list[DockyardError | None], Fetched | None]:
+        """Store several completed/finally failed outcomes in one script call, each checked
+        against its own lock; fetch up to ``count`` next jobs when at least one was stored.
+        Returns one error (or None) per outcome, in order, and the fetched jobs."""
+        lease = next_lease
+        reply = await self._call(
+            "finish",
+            self.scripts.move_many_to_finished(
+                [
+                    (
+                        r.job_id,
+                        r.token,
+                        r.outcome == "completed",
+                        r.value,
+                        r.stacktrace,
+                        r.keep_count,
+                        r.keep_age,
+                        r.attempts,
+                        r.metrics,
+                    )
+                    for r in results
+                ],
+                _now(),
+                count if lease else 0,
+                lease.token if lease else "",
+                lease.lock_ms if lease else 0,
+                lease.worker_name if lease else None,
+                lease.limit_max if lease else None,
+                lease.limit_ms if lease else None,
+            ),
+        )
+        n = len(results)
+        errors: list[DockyardError | None] = []
+        for r, code in zip(results, reply[:n], strict=True):
+            errors.append(
+                None
+                if code == 0
+                else await self.flows.finish_error(code, r.job_id, f"move to {r.outcome}")
+            )
+        if lease is None:
+            return errors, None
+        return errors, await advance_fetched(self.scripts, self._fetched(reply[n:], lease.token))
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         lost = await self._call(

@@ -157,6 +157,8 @@ class QueueScripts:
         self._fetch_keys = k(*fetch)
         self._completed_keys = k(*fetch, "completed")
         self._failed_keys = k(*fetch, "failed")
+        self._finished_many_keys = k(*fetch, "completed", "failed")
+        self._finished_many = s["moveManyToFinished"]
         self._retry_keys = k(
             "active",
             "wait",
@@ -299,6 +301,57 @@ class QueueScripts:
             metrics,
         )
         reply: int | list[Any] = await self._finished.run(self._client, keys, args)
+        return reply
+
+    async def move_many_to_finished(
+        self,
+        finishes: Sequence[tuple[str, str, bool, str, str | None, int, float, int, int]],
+        now: int,
+        fetch: int,
+        next_token: str,
+        lock_ms: int,
+        worker_name: str | None,
+        limit_max: int | None = None,
+        limit_ms: int | None = None,
+    ) -> list[Any]:
+        """moveManyToFinished: one code per ``(job_id, token, completed, value, stacktrace,
+        keep_count, keep_age, attempts, metrics)``, then the fetch tuple."""
+        args: list[Any] = [
+            self._prefix,
+            now,
+            fetch,
+            next_token,
+            lock_ms,
+            _s(worker_name),
+            "" if limit_max is None else limit_max,
+            "" if limit_ms is None else limit_ms,
+            len(finishes),
+        ]
+        for (
+            job_id,
+            token,
+            completed,
+            value,
+            stack,
+            keep_count,
+            keep_age,
+            attempts,
+            points,
+        ) in finishes:
+            args += (
+                job_id,
+                token,
+                "completed" if completed else "failed",
+                value,
+                _s(stack),
+                keep_count,
+                keep_age,
+                attempts,
+                points,
+            )
+        reply: list[Any] = await self._finished_many.run(
+            self._client, self._finished_many_keys, args
+        )
         return reply
 
     async def retry_job(

@@ -323,6 +323,121 @@ local function fetchJobs(k, meta, prefix, now, nowText, token, lockMs, workerNam
   return reply
 end
 
+-- Finishing one attempt -----------------------------------------------------------------
+--[[
+  Finish job `jobId` as "completed" or (finally) "failed" (`kind`): check and release the
+  lock (`token` "0": no check), store the value or reason, update a flow parent, apply
+  retention (`keepCount` -1 = keep all; `keepAge` seconds, 0 = no age limit) and metrics
+  (`points` data points, 0 = none), emit the events. `target` is the completed or failed
+  set; `k` the queue's keys as in fetchJobs plus stalled, limiter, meta; `meta` read once
+  per script call (nil: read it here when needed). Returns 0 or a negative code (see
+  moveToFinished), and the meta read so far.
+]]
+local function finishJob(k, target, prefix, jobId, token, now, nowText, kind, value, stack,
+    keepCount, keepAge, attempts, points, meta)
+  local jobKey = prefix .. jobId
+  -- The lock first: a lock of ours means the job exists (a locked job is never removed),
+  -- so the common case needs no EXISTS; without one, tell a missing job (-1) from a lost
+  -- lock (-2) as BullMQ does.
+  if token == "0" and rcall("EXISTS", jobKey) == 0 then return -1, meta end
+  local completed = kind == "completed"
+  -- A parent completes only once its children are done (checked before the lock is released).
+  -- Both keys exist only while non-empty, so one EXISTS covers the common case of no children.
+  if completed and rcall("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") > 0 then
+    if rcall("SCARD", jobKey .. ":dependencies") > 0 then return -4, meta end
+    if rcall("ZCARD", jobKey .. ":unsuccessful") > 0 then return -9, meta end
+  end
+  local lockCode = takeLock(prefix, jobId, token, k.stalled)
+  if lockCode == -2 and rcall("EXISTS", jobKey) == 0 then return -1, meta end
+  if lockCode < 0 then return lockCode, meta end
+  if rcall("LREM", k.active, "-1", jobId) == 0 then return -3, meta end
+  meta = meta or readMeta(k.meta)
+  -- (no XTRIM: every XADD of ours already caps the stream with MAXLEN ~)
+  local attemptsMade = rcall("HINCRBY", jobKey, "atm", "1")
+  local fields = rcall("HMGET", jobKey, "deid", "parentKey", "parent")
+  local deid = fields[1]
+  local parent = false
+  if fields[2] or fields[3] then
+    parent = parentOf(fields[2], fields[3])
+    if parent then
+      if completed then
+        childCompleted(jobKey, parent, value, now)
+        parent = false -- no longer a dependency: deleting it below changes nothing
+      else
+        childFailed(jobKey, parent, value, now, nowText)
+      end
+    end
+  end
+  if deid then
+    -- A deduplication key without a ttl lasts as long as its job is unfinished.
+    local deKey = prefix .. "de:" .. deid
+    if rcall("PTTL", deKey) == -1 and rcall("GET", deKey) == jobId then rcall("DEL", deKey) end
+  end
+  if keepCount == 0 then
+    deleteJobKeys(prefix, jobId, parent)
+  else
+    rcall("ZADD", target, nowText, jobId)
+    if completed then
+      rcall("HSET", jobKey, "returnvalue", value, "finishedOn", nowText)
+    else
+      if stack ~= "" then
+        rcall("HSET", jobKey, "failedReason", value, "finishedOn", nowText, "stacktrace", stack)
+      else
+        rcall("HSET", jobKey, "failedReason", value, "finishedOn", nowText)
+      end
+      rcall("HDEL", jobKey, "defa")
+    end
+    -- A completed job is no longer a dependency of its parent: trimming it needs no lookup.
+    local trimParent = nil
+    if completed then trimParent = false end
+    if keepAge > 0 then
+      local old = rcall("ZRANGEBYSCORE", target, 0, now - keepAge * 1000, "LIMIT", 0, 1000)
+      for _, oldId in ipairs(old) do
+        deleteJobKeys(prefix, oldId, trimParent)
+        rcall("ZREM", target, oldId)
+      end
+    end
+    if keepCount > 0 then
+      local extra = rcall("ZREVRANGE", target, keepCount, -1)
+      for _, oldId in ipairs(extra) do
+        deleteJobKeys(prefix, oldId, trimParent)
+        rcall("ZREM", target, oldId)
+      end
+    end
+  end
+  if points > 0 then
+    -- BullMQ's metrics: a total, and jobs per elapsed minute (newest first).
+    local metricsKey = prefix .. "metrics:" .. kind
+    local before = rcall("HINCRBY", metricsKey, "count", 1) - 1
+    local prev = rcall("HMGET", metricsKey, "prevTS", "prevCount")
+    if not prev[1] then
+      rcall("HSET", metricsKey, "prevTS", now, "prevCount", 0)
+    else
+      local minutes = math.floor(now / 60000) - math.floor(tonumber(prev[1]) / 60000)
+      if minutes > 0 then
+        if minutes > points then minutes = points end
+        local dataKey = metricsKey .. ":data"
+        rcall("LPUSH", dataKey, before - tonumber(prev[2] or 0))
+        for _ = 2, minutes do rcall("LPUSH", dataKey, 0) end
+        rcall("LTRIM", dataKey, 0, points - 1)
+        rcall("HSET", metricsKey, "prevCount", before, "prevTS", now)
+      end
+    end
+  end
+  if completed then
+    emit(k.events, meta.maxEvents, "completed", "jobId", jobId, "returnvalue", value,
+      "prev", "active")
+  else
+    emit(k.events, meta.maxEvents, "failed", "jobId", jobId, "failedReason", value,
+      "prev", "active")
+    if attemptsMade >= tonumber(attempts) then
+      emit(k.events, meta.maxEvents, "retries-exhausted", "jobId", jobId,
+        "attemptsMade", attemptsMade)
+    end
+  end
+  return 0, meta
+end
+
 -- Job schedulers ------------------------------------------------------------------------
 -- BullMQ's layout: zset `repeat` (scheduler id -> ms of its current iteration), hash
 -- `repeat:<sid>` (the schedule and template), iterations `repeat:<sid>:<ms>` with `rjk`.
