@@ -53,6 +53,7 @@ def job_json(
         "timestamp": job.timestamp,
         "processed_on": job.processed_on,
         "finished_on": job.finished_on,
+        "processed_by": job.processed_by,
         "delay": job.delay,
         "priority": job.priority,
     }
