@@ -29,8 +29,8 @@ from ..errors import (
     NotSupportedError,
 )
 from ..queue import Queue
-from .pages import dashboard_page, login_page, safe_next
 from .guard import LOOPBACK_HOSTS, Guard, Rules, check_hosts, check_token, cookie_header
+from .pages import dashboard_page, login_page, safe_next
 from .rates import Throughput
 
 log = logging.getLogger("dockyard.web")

@@ -44,7 +44,7 @@ def check_token(token: object) -> str | None:
         )
     if not all(33 <= ord(c) < 127 and c not in ';,"\\' for c in stripped):
         raise InvalidOptionError(
-            "the API token must be printable ASCII without spaces or ; , \" \\ (HTTP headers "
+            'the API token must be printable ASCII without spaces or ; , " \\ (HTTP headers '
             "and a cookie carry it)"
         )
     return stripped

@@ -53,4 +53,5 @@ def login_page(scope: dict[str, Any] | Any, *, next_path: str = "", error: str =
     """login.html: after signing in, the browser goes on to ``next_path`` (a view address)."""
     page = _with_base(_static("login.html"), app_root(scope))
     page = page.replace("<!--error-->", html.escape(error))
-    return page.replace('name="next" value=""', f'name="next" value="{html.escape(safe_next(next_path))}"')
+    target = html.escape(safe_next(next_path))
+    return page.replace('name="next" value=""', f'name="next" value="{target}"')
