@@ -13,9 +13,22 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from dockyard.web import create_app
 
+#: Debian's Chromium (``make chromium``), driven by Playwright.
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: A token of the length the app requires (16 characters at least).
 TOKEN = "s3cret-s3cret-s3cret"
 
@@ -71,3 +84,12 @@ def server(store_url: str) -> Iterator[Served]:
 @pytest.fixture
 def locked_server(tmp_path: Path) -> Iterator[Served]:
     yield from serve(f"sqlite:///{tmp_path}/locked.db", token=TOKEN)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for every browser test of the run (pages are per test)."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()

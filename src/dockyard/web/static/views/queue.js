@@ -130,8 +130,8 @@ async function bulk(view, action, verb) {
   await view.refresh();
 }
 
-async function wholeState(view, path, question, verb) {
-  if (!ask(question, `${verb} cancelled`)) return;
+async function wholeState(view, path, question, verb, cancelled) {
+  if (!ask(question, cancelled)) return;
   try {
     const out = await call(`${queuePath(view.route.queue)}${path}`, { method: "POST" });
     const n = out.moved ?? (Array.isArray(out.removed) ? out.removed.length : out.removed);
@@ -150,7 +150,7 @@ function clean(view) {
   const what = age ? `${state} jobs older than ${ageText} (of ${view.total.toLocaleString()})`
     : plural(view.total, `${state} job`);
   wholeState(view, `/clean?state=${state}&grace=${age}`,
-    `Remove ${what} from queue ${queue}?${warning}`, `cleaned ${state}`);
+    `Remove ${what} from queue ${queue}?${warning}`, `cleaned ${state}`, "clean cancelled");
 }
 
 function wire(view) {
@@ -161,12 +161,12 @@ function wire(view) {
   $("retry-all").addEventListener("click", () => {
     const n = view.counts?.failed ?? view.total;
     wholeState(view, "/retry?state=failed",
-      `Retry all ${plural(n, "failed job")} of queue ${queue}?`, "retried");
+      `Retry all ${plural(n, "failed job")} of queue ${queue}?`, "retried", "retry cancelled");
   });
   $("promote-all").addEventListener("click", () => {
     const n = view.counts?.delayed ?? view.total;
     wholeState(view, "/promote", `Run all ${plural(n, "delayed job")} of queue ${queue} now?`,
-      "promoted");
+      "promoted", "promote cancelled");
   });
   $("clean").addEventListener("click", () => clean(view));
   $("pause-resume").addEventListener("click", async () => {
