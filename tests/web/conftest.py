@@ -51,8 +51,9 @@ def serve(store_url: str, token: str | None = None, app: Any = None) -> Iterator
     generator is closed."""
     port = _free_port()
     app = app if app is not None else create_app(url=store_url, token=token)
+    # A page left open keeps an event stream: stop waiting for it after a moment.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")  # fmt: skip
+                            lifespan="on", timeout_graceful_shutdown=2)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

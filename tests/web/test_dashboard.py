@@ -18,6 +18,7 @@ from dockyard import Job, Worker
 
 from .conftest import Served, serve
 
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Served]:
     yield from serve(f"sqlite:///{tmp_path}/ui.db")

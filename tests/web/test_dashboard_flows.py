@@ -22,8 +22,9 @@ def site(redis_url: str) -> Iterator[Served]:
 def test_schedulers_list_and_flow_tree(browser: Browser, site: Served) -> None:
     build(site.url)
     api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
-    put = api.put("/queues/frames/schedulers/tick", json={"pattern": "0 0 1 1 *",
-                                                          "tz": "Europe/Paris"})
+    put = api.put(
+        "/queues/frames/schedulers/tick", json={"pattern": "0 0 1 1 *", "tz": "Europe/Paris"}
+    )
     assert put.status_code == 200, put.text
     page = browser.new_page()
     page.goto(site.base + "/queues/frames")

@@ -71,8 +71,17 @@ def test_a_shared_link_signs_in_then_opens_its_address_under_a_mount(mounted: Se
         assert 'data-read-only="false"' in page.text
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/etc",
-                                    "queues/a//evil.example", "queues\\..\\x", "api/v1/queues"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/etc",
+        "queues/a//evil.example",
+        "queues\\..\\x",
+        "api/v1/queues",
+    ],
+)
 def test_sign_in_never_sends_the_browser_elsewhere(mounted: Served, target: str) -> None:
     form = httpx.post(mounted.base + "/jobs/login", data={"token": TOKEN, "next": target},
                       follow_redirects=False)  # fmt: skip

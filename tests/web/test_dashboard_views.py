@@ -1,0 +1,250 @@
+"""The dashboard's views in headless Chromium on Redis and SQLite: each address opens its
+view, back and forward move between views, retry from the failed tab, bulk actions, the
+add-job form, the charts, read-only mode, live updates and a phone-width window."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Dialog, Page, expect
+
+from dockyard import Job, Queue
+from dockyard.web import create_app
+
+from ..waiting import wait_until
+from .conftest import Served, serve
+from .test_dashboard import BackgroundWorker
+
+WRITE = {"X-Dockyard": "1"}
+T = TypeVar("T")
+
+
+def _api(served: Served) -> httpx.Client:
+    return httpx.Client(base_url=served.base + "/api/v1", timeout=10, headers=WRITE)
+
+
+def _sync(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a thread of its own (Playwright's loop runs here)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def _add(url: str, queue: str, names: list[str], **opts: object) -> list[str]:
+    async with Queue(queue, url=url) as q:
+        jobs = await q.add_bulk([(name, {"n": i}, dict(opts)) for i, name in enumerate(names)])
+    return [j.id for j in jobs]
+
+
+def _run_failing(served: Served, queue: str, ids: list[str], fail: set[str]) -> None:
+    """Run ids through a worker (with metrics); those in ``fail`` fail once each."""
+    failed: set[str] = set()
+
+    async def handler(job: Job) -> str:
+        if job.id in fail and job.id not in failed:
+            failed.add(job.id)
+            raise RuntimeError(f"smtp is down for {job.id}\nTraceback line two")
+        return "sent"
+
+    worker = BackgroundWorker(served.url, queue, handler, metrics={"max_data_points": 60})
+    api = _api(served)
+    try:
+        wait_until(lambda: all(api.get(f"/queues/{queue}/jobs/{i}").json()["state"]
+                               in ("completed", "failed") for i in ids),
+                   timeout=20, what="the jobs to finish")  # fmt: skip
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page at 1280x720; ask for it after the server, so that it closes first (its
+    event streams end, and the server stops at once)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    yield page
+    page.close()
+
+
+def test_each_address_opens_its_view_and_back_forward_move_between_them(
+    server: Served, page: Page
+) -> None:
+    ids = _sync(_add(server.url, "mail", [f"send-{i}" for i in range(25)]))
+    base = server.base
+    page.goto(f"{base}/queues/mail/waiting?page=2&size=10")
+    expect(page.locator("#page")).to_have_text(" 11–20 of 25 ")
+    expect(page.locator("#states a.current")).to_have_attribute("data-state", "waiting")
+    expect(page.locator("#page-size")).to_have_value("10")
+    expect(page.locator(f"#jobs tr[data-job-id='{ids[14]}']")).to_be_visible()
+    page.locator("#next").click()
+    expect(page).to_have_url(f"{base}/queues/mail/waiting?page=3&size=10")
+    expect(page.locator("#page")).to_have_text(" 21–25 of 25 ")
+    page.locator(f"#jobs tr[data-job-id='{ids[0]}'] a").click()
+    expect(page).to_have_url(f"{base}/queues/mail/jobs/{ids[0]}")
+    expect(page.locator("#job-title")).to_have_text(f"Job {ids[0]} (send-0)")
+    expect(page.locator("#job-data")).to_contain_text('"n": 0')
+
+    page.go_back()
+    expect(page).to_have_url(f"{base}/queues/mail/waiting?page=3&size=10")
+    expect(page.locator("#page")).to_have_text(" 21–25 of 25 ")
+    page.go_back()
+    expect(page.locator("#page")).to_have_text(" 11–20 of 25 ")
+    page.go_forward()
+    page.go_forward()
+    expect(page.locator("#job-title")).to_have_text(f"Job {ids[0]} (send-0)")
+    page.locator("#crumbs a", has_text="Queues").click()
+    expect(page).to_have_url(f"{base}/")
+    expect(page.locator("#queues tr[data-queue='mail'] td[data-state='waiting']")).to_have_text(
+        "25"
+    )
+    # A newest-first list: the first row of a queue's view is the last job added.
+    page.goto(f"{base}/queues/mail")
+    expect(page.locator("#jobs tbody tr").first).to_have_attribute("data-job-id", ids[-1])
+    page.goto(f"{base}/queues/mail/nonsense")
+    expect(page.locator("#view")).to_contain_text("No such page")
+
+
+def test_retry_selected_from_the_failed_tab_moves_the_job(server: Served, page: Page) -> None:
+    ids = _sync(_add(server.url, "mail", ["a", "b", "c"]))
+    _run_failing(server, "mail", ids, fail={ids[0], ids[1]})
+    page.goto(f"{server.base}/queues/mail/failed")
+    failed = page.locator("#states a[data-state='failed'] .count")
+    expect(failed).to_have_text("2")
+    row = page.locator(f"#jobs tr[data-job-id='{ids[0]}']")
+    expect(row.locator("td.reason")).to_have_text(f"smtp is down for {ids[0]}")  # first line
+    row.locator("input[type=checkbox]").check()
+    expect(page.locator("#bulk-promote")).to_be_disabled()
+    page.locator("#bulk-retry").click()
+    expect(page.locator("#status")).to_have_text("retried 1 job")
+    expect(row).to_have_count(0)
+    expect(failed).to_have_text("1")
+    assert _api(server).get(f"/queues/mail/jobs/{ids[0]}").json()["state"] == "waiting"
+
+
+def test_bulk_promote_and_remove_ask_for_the_count(server: Served, page: Page) -> None:
+    ids = _sync(_add(server.url, "mail", ["p", "q", "r"], delay=3600))
+    page.goto(f"{server.base}/queues/mail/delayed")
+    expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    page.locator("#select-all").check()
+    page.locator("#bulk-promote").click()
+    expect(page.locator("#status")).to_have_text("promoted 3 jobs")
+    page.locator("#states a[data-state='waiting']").click()
+    expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    for job_id in ids[:2]:
+        page.locator(f"#jobs tr[data-job-id='{job_id}'] input").check()
+    messages: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.locator("#bulk-remove").click()
+    expect(page.locator("#status")).to_have_text("remove cancelled")
+    assert "Remove 2 selected jobs from queue mail" in messages[0]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#bulk-remove").click()
+    expect(page.locator("#status")).to_have_text("removed 2 jobs")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    assert _api(server).get("/queues/mail/jobs?state=waiting").json()["total"] == 1
+
+
+def test_the_add_job_form_refuses_bad_json(server: Served, page: Page) -> None:
+    _sync(_add(server.url, "mail", ["x"]))
+    page.goto(f"{server.base}/queues/mail")
+    page.locator("#add-job-open").click()
+    page.fill("#add-name", "welcome")
+    page.fill("#add-data", '{"to": "ann@example.com",}')
+    expect(page.locator("#add-error")).to_contain_text("Data is not valid JSON")
+    expect(page.locator("#add-submit")).to_be_disabled()
+    page.fill("#add-data", '{"to": "ann@example.com"}')
+    page.fill("#add-opts", "[1, 2]")
+    expect(page.locator("#add-error")).to_contain_text("Options must be a JSON object")
+    # The server checks too, and its answer is shown: an option it does not know.
+    page.fill("#add-opts", '{"frobnicate": 1}')
+    expect(page.locator("#add-submit")).to_be_enabled()
+    page.locator("#add-submit").click()
+    expect(page.locator("#add-error")).to_contain_text("Not added")
+    assert _api(server).get("/queues/mail/jobs").json()["total"] == 1
+    page.fill("#add-opts", '{"delay": 3600}')
+    page.locator("#add-submit").click()
+    expect(page.locator("#job-title")).to_contain_text("(welcome)")
+    expect(page.locator("#job-state")).to_have_text("delayed")
+    expect(page.locator("#job-data")).to_contain_text("ann@example.com")
+    # "Add a job like this": the same name, data and options, prefilled.
+    page.locator("#job-like").click()
+    expect(page.locator("#add-name")).to_have_value("welcome")
+    expect(page.locator("#add-data")).to_have_value(re.compile("ann@example.com"))
+    page.locator("#add-submit").click()
+    expect(page.locator("#status")).to_contain_text("added job")
+    assert _api(server).get("/queues/mail/jobs?state=delayed").json()["total"] == 2
+
+
+def test_the_charts_have_points_after_jobs_ran(server: Served, page: Page) -> None:
+    ids = _sync(_add(server.url, "mail", [f"j{i}" for i in range(6)]))
+    _run_failing(server, "mail", ids, fail={ids[0]})
+    page.goto(f"{server.base}/queues/mail/completed")
+    chart = page.locator("#chart-throughput svg")
+    expect(chart.locator("circle.point.completed").first).to_be_visible(timeout=10_000)
+    counted = chart.locator("circle.point.completed").evaluate_all(
+        "(dots) => dots.reduce((sum, d) => sum + Number(d.dataset.n), 0)")  # fmt: skip
+    assert counted == 5
+    assert chart.locator("circle.point.failed").count() >= 1
+    expect(page.locator("#chart-wait svg rect.wait")).to_have_count(5)
+
+
+@pytest.fixture
+def read_only(store_url: str) -> Iterator[Served]:
+    yield from serve(store_url, app=create_app(url=store_url, read_only=True))
+
+
+def test_read_only_shows_no_changes_and_the_api_refuses_them(read_only: Served, page: Page) -> None:
+    ids = _sync(_add(read_only.url, "mail", ["a", "b"]))
+    page.goto(f"{read_only.base}/queues/mail")
+    expect(page.locator(f"#jobs tr[data-job-id='{ids[0]}']")).to_be_visible()
+    for hidden in ("#pause-resume", "#add-job-open", "#bulk-remove", "#clean", "#select-all"):
+        expect(page.locator(hidden)).to_be_hidden()
+    expect(page.locator("#jobs tbody input[type=checkbox]")).to_have_count(0)
+    page.goto(f"{read_only.base}/queues/mail/jobs/{ids[0]}")
+    expect(page.locator("#job-state")).to_have_text("waiting")
+    for hidden in ("#job-retry", "#job-promote", "#job-remove", "#job-like"):
+        expect(page.locator(hidden)).to_be_hidden()
+    status = page.evaluate(
+        """async (path) => (await fetch(path, {method: "DELETE", headers: {"X-Dockyard": "1"}}))
+             .status""",  # fmt: skip
+        f"api/v1/queues/mail/jobs/{ids[0]}",
+    )
+    assert status == 403
+    assert _api(read_only).get(f"/queues/mail/jobs/{ids[0]}").status_code == 200
+
+
+def test_new_jobs_show_from_the_event_stream(server: Served, page: Page) -> None:
+    _sync(_add(server.url, "mail", ["first"]))
+    page.goto(f"{server.base}/queues/mail")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    lists: list[str] = []
+    page.on("request", lambda r: lists.append(r.url) if "/jobs?state=" in r.url else None)
+    # A burst: 2,000 jobs (and their events) make a few list reads, not thousands.
+    _sync(_add(server.url, "mail", [f"burst-{i}" for i in range(2000)]))
+    expect(page.locator("#states a[data-state='waiting'] .count")).to_have_text("2,001")
+    expect(page.locator("#jobs tbody tr")).to_have_count(20)
+    assert len(lists) < 40
+
+
+def test_a_phone_width_window_scrolls_no_wider_than_itself(
+    browser: Browser, server: Served
+) -> None:
+    ids = _sync(_add(server.url, "a-queue-with-a-rather-long-name", ["x" * 80]))
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    for path in ("/", "/queues/a-queue-with-a-rather-long-name",
+                 f"/queues/a-queue-with-a-rather-long-name/jobs/{ids[0]}"):  # fmt: skip
+        page.goto(server.base + path)
+        expect(page.locator("#view section").first).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    page.close()
