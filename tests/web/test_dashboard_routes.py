@@ -261,8 +261,8 @@ def test_workers_are_listed_where_the_store_knows_them(server: Served) -> None:
 def test_search_finds_jobs_by_name_in_a_state(server: Served) -> None:
     async def add() -> None:
         async with Queue("mail", url=server.url) as q:
-            await q.add_bulk([("welcome", {}, {}), ("Invoice-May", {}, {}), ("invoice-june", {}, {}),
-                              ("reminder", {}, {})])  # fmt: skip
+            names = ["welcome", "Invoice-May", "invoice-june", "reminder"]
+            await q.add_bulk([(name, {}, {}) for name in names])
 
     asyncio.run(add())
     found = _api(server).get("/queues/mail/search?name=INVOICE&state=waiting").json()

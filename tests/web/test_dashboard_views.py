@@ -23,6 +23,8 @@ from .test_dashboard import BackgroundWorker
 
 WRITE = {"X-Dockyard": "1"}
 T = TypeVar("T")
+#: The pager's text: first, an en dash, last, "of" the total.
+PAGE_TEXT = " {}\u2013{} of 25 "
 
 
 def _api(served: Served) -> httpx.Client:
@@ -76,13 +78,13 @@ def test_each_address_opens_its_view_and_back_forward_move_between_them(
     ids = _sync(_add(server.url, "mail", [f"send-{i}" for i in range(25)]))
     base = server.base
     page.goto(f"{base}/queues/mail/waiting?page=2&size=10")
-    expect(page.locator("#page")).to_have_text(" 11–20 of 25 ")
+    expect(page.locator("#page")).to_have_text(PAGE_TEXT.format(11, 20))
     expect(page.locator("#states a.current")).to_have_attribute("data-state", "waiting")
     expect(page.locator("#page-size")).to_have_value("10")
     expect(page.locator(f"#jobs tr[data-job-id='{ids[14]}']")).to_be_visible()
     page.locator("#next").click()
     expect(page).to_have_url(f"{base}/queues/mail/waiting?page=3&size=10")
-    expect(page.locator("#page")).to_have_text(" 21–25 of 25 ")
+    expect(page.locator("#page")).to_have_text(PAGE_TEXT.format(21, 25))
     page.locator(f"#jobs tr[data-job-id='{ids[0]}'] a").click()
     expect(page).to_have_url(f"{base}/queues/mail/jobs/{ids[0]}")
     expect(page.locator("#job-title")).to_have_text(f"Job {ids[0]} (send-0)")
@@ -90,9 +92,9 @@ def test_each_address_opens_its_view_and_back_forward_move_between_them(
 
     page.go_back()
     expect(page).to_have_url(f"{base}/queues/mail/waiting?page=3&size=10")
-    expect(page.locator("#page")).to_have_text(" 21–25 of 25 ")
+    expect(page.locator("#page")).to_have_text(PAGE_TEXT.format(21, 25))
     page.go_back()
-    expect(page.locator("#page")).to_have_text(" 11–20 of 25 ")
+    expect(page.locator("#page")).to_have_text(PAGE_TEXT.format(11, 20))
     page.go_forward()
     page.go_forward()
     expect(page.locator("#job-title")).to_have_text(f"Job {ids[0]} (send-0)")
@@ -213,11 +215,9 @@ def test_read_only_shows_no_changes_and_the_api_refuses_them(read_only: Served, 
     expect(page.locator("#job-state")).to_have_text("waiting")
     for hidden in ("#job-retry", "#job-promote", "#job-remove", "#job-like"):
         expect(page.locator(hidden)).to_be_hidden()
-    status = page.evaluate(
-        """async (path) => (await fetch(path, {method: "DELETE", headers: {"X-Dockyard": "1"}}))
-             .status""",  # fmt: skip
-        f"api/v1/queues/mail/jobs/{ids[0]}",
-    )
+    delete = 'async (path) => (await fetch(path, {method: "DELETE", headers: WRITE})).status'
+    status = page.evaluate(delete.replace("WRITE", '{"X-Dockyard": "1"}'),
+                           f"api/v1/queues/mail/jobs/{ids[0]}")  # fmt: skip
     assert status == 403
     assert _api(read_only).get(f"/queues/mail/jobs/{ids[0]}").status_code == 200
 
