@@ -8,10 +8,12 @@ import asyncio
 import re
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from playwright.sync_api import Browser, Dialog, Page, expect
 
 from dockyard import Job, Queue
@@ -248,3 +250,40 @@ def test_a_phone_width_window_scrolls_no_wider_than_itself(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)
     page.close()
+
+
+def test_find_opens_a_job_by_id_and_lists_jobs_by_name(server: Served, page: Page) -> None:
+    ids = _sync(_add(server.url, "mail", ["welcome", "invoice-may", "invoice-june"]))
+    page.goto(f"{server.base}/queues/mail")
+    page.fill("#search-text", ids[0])
+    page.press("#search-text", "Enter")
+    expect(page).to_have_url(f"{server.base}/queues/mail/jobs/{ids[0]}")
+    expect(page.locator("#job-title")).to_have_text(f"Job {ids[0]} (welcome)")
+    page.fill("#search-text", "Invoice")
+    page.press("#search-text", "Enter")
+    expect(page).to_have_url(f"{server.base}/queues/mail/waiting?name=Invoice")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    expect(page.locator("#filter-note")).to_contain_text("2 jobs named like")
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[Served]:
+    """The app under /ops/jobs of a user's own app (no token)."""
+    host = FastAPI()
+    url = f"sqlite:///{tmp_path}/mounted.db"
+    host.mount("/ops/jobs", create_app(url=url))
+    yield from serve(url, app=host)
+
+
+def test_the_views_work_under_a_mount_prefix(mounted: Served, page: Page) -> None:
+    ids = _sync(_add(mounted.url, "mail", ["a", "b"]))
+    root = f"{mounted.base}/ops/jobs"
+    page.goto(f"{root}/queues/mail/waiting")
+    page.locator(f"#jobs tr[data-job-id='{ids[1]}'] a").click()
+    expect(page).to_have_url(f"{root}/queues/mail/jobs/{ids[1]}")
+    expect(page.locator("#job-title")).to_have_text(f"Job {ids[1]} (b)")
+    page.go_back()
+    expect(page).to_have_url(f"{root}/queues/mail/waiting")
+    page.locator("a.brand").click()
+    expect(page).to_have_url(f"{root}/")
+    expect(page.locator("#queues tr[data-queue='mail'] td[data-state='waiting']")).to_have_text("2")
