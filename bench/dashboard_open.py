@@ -86,8 +86,9 @@ def main() -> None:
         print(f"filling {args.n:,} jobs on {args.store} ...", flush=True)
         print(f"  filled in {asyncio.run(fill(url, args.n)):.1f} s")
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(url=url), host="127.0.0.1", port=port,
-                                               log_level="warning", timeout_graceful_shutdown=1))  # fmt: skip
+        config = uvicorn.Config(create_app(url=url), host="127.0.0.1", port=port,
+                                log_level="warning", timeout_graceful_shutdown=1)  # fmt: skip
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:

@@ -71,8 +71,9 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(url=url), host="127.0.0.1", port=port,
-                                               log_level="warning", timeout_graceful_shutdown=1))  # fmt: skip
+        config = uvicorn.Config(create_app(url=url), host="127.0.0.1", port=port,
+                                log_level="warning", timeout_graceful_shutdown=1)  # fmt: skip
+        server = uvicorn.Server(config)
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:
             time.sleep(0.01)
