@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from dockyard.web import create_app
 from dockyard.web.dashapi import minute_series
 from dockyard.web.pages import safe_next
 
+from ..waiting import wait_until
 from .conftest import TOKEN, Served, serve
 
 WRITE = {"X-Dockyard": "1"}
@@ -269,3 +274,39 @@ def test_search_finds_jobs_by_name_in_a_state(server: Served) -> None:
     assert [j["name"] for j in found["jobs"]] == ["invoice-june", "Invoice-May"]
     assert found["complete"] is True and found["scanned"] == 4
     assert _api(server).get("/queues/mail/search?name=x&state=nope").status_code == 400
+
+
+def test_dockyard_serve_read_only_refuses_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    asyncio.run(_add(url, "mail", 1))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard", "serve", "--read-only", "--port", str(port),
+         "--url", url],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(api + "/info", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, timeout=20, what="dockyard serve answering")
+        assert httpx.get(api + "/info").json() == {"read_only": True}
+        refused = httpx.post(api + "/queues/mail/pause", headers=WRITE)
+        assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
+        assert httpx.get(api + "/queues/mail").json()["paused"] is False
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.stderr is not None and "(read-only)" in proc.stderr.read()

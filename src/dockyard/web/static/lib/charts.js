@@ -3,7 +3,7 @@
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 600;
-const H = 170;
+const H = 120;
 const PAD = { left: 38, right: 8, top: 10, bottom: 22 };
 
 function svg(tag, attrs = {}, text) {
