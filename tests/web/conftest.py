@@ -87,9 +87,11 @@ def locked_server(tmp_path: Path) -> Iterator[Served]:
     yield from serve(f"sqlite:///{tmp_path}/locked.db", token=TOKEN)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for every browser test of the run (pages are per test)."""
+    """One headless Chromium per test module (pages are per test). Not per session: while
+    it runs, Playwright's event loop counts as running on this thread, and other modules'
+    tests call asyncio.run()."""
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
