@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from dockyard import Job, Queue, Worker
 from dockyard.web import create_app
-from dockyard.web.dashapi import minute_series
+from dockyard.web.api import _Http
+from dockyard.web.dashapi import BULK_ACTIONS, MAX_BULK, _bulk_args, minute_series
 from dockyard.web.pages import safe_next
 
 from ..waiting import wait_until
@@ -310,3 +311,23 @@ def test_dockyard_serve_read_only_refuses_writes(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
     assert proc.stderr is not None and "(read-only)" in proc.stderr.read()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.one_of(JSON, st.fixed_dictionaries({"action": JSON, "ids": JSON})))
+def test_a_bulk_body_is_either_an_action_on_ids_or_a_422(body: object) -> None:
+    try:
+        action, ids = _bulk_args(body)
+    except _Http as exc:
+        assert exc.status == 422 and exc.detail
+        return
+    assert action in BULK_ACTIONS and 0 < len(ids) <= MAX_BULK
+    assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids)

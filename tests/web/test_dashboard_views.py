@@ -70,8 +70,11 @@ def page(browser: Browser) -> Iterator[Page]:
     """A page at 1280x720; ask for it after the server, so that it closes first (its
     event streams end, and the server stops at once)."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     page.close()
+    assert errors == [], f"the page's scripts threw: {errors}"
 
 
 def test_each_address_opens_its_view_and_back_forward_move_between_them(
