@@ -35,17 +35,22 @@ def _api(served: Served) -> httpx.Client:
     return httpx.Client(base_url=served.base + "/api/v1", timeout=10, headers=WRITE)
 
 
-def _base_href(page: str) -> str:
+def _root(url: str, page: str) -> str:
+    """The app's root as a browser resolves the page's <base> (relative to the page)."""
     found = re.search(r'<base href="([^"]*)">', page)
     assert found, "the page has no <base>"
-    return found.group(1)
+    return str(httpx.URL(url).join(found.group(1)))
 
 
 def test_every_view_address_answers_with_the_dashboard(server: Served) -> None:
-    for path in ("/", "/queues/mail", "/queues/mail/failed?page=3", "/queues/mail/jobs/42"):
+    views = ("/", "/queues/mail", "/queues/mail/failed?page=3", "/queues/mail/jobs/42",
+             "/queues/mail/jobs/a%2Fb", "/queues/mail/")  # fmt: skip
+    for path in views:
         page = httpx.get(server.base + path)
         assert page.status_code == 200, path
-        assert "static/app.js" in page.text and _base_href(page.text) == "/"
+        assert "static/app.js" in page.text and _root(server.base + path, page.text) == (
+            server.base + "/"
+        ), path
     # The API keeps its own answers under /api/v1: no clash with the view addresses.
     assert httpx.get(server.base + "/api/v1/queues/mail/jobs/42").status_code == 404
     assert [q["name"] for q in httpx.get(server.base + "/api/v1/queues").json()["queues"]] == [
@@ -65,7 +70,7 @@ def test_a_shared_link_signs_in_then_opens_its_address_under_a_mount(mounted: Se
     link = mounted.base + "/jobs/queues/mail/failed?page=2"
     login = httpx.get(link)
     assert login.status_code == 200 and 'name="token"' in login.text
-    assert _base_href(login.text) == "/jobs/"
+    assert _root(link, login.text) == mounted.base + "/jobs/"
     assert 'name="next" value="queues/mail/failed?page=2"' in login.text
     form = httpx.post(mounted.base + "/jobs/login", follow_redirects=False,
                       data={"token": TOKEN, "next": "queues/mail/failed?page=2"})  # fmt: skip
@@ -73,7 +78,7 @@ def test_a_shared_link_signs_in_then_opens_its_address_under_a_mount(mounted: Se
     assert httpx.URL(mounted.base + "/jobs/login").join(form.headers["location"]) == httpx.URL(link)
     with httpx.Client(cookies={"dockyard_token": TOKEN}) as browser:
         page = browser.get(link)
-        assert page.status_code == 200 and _base_href(page.text) == "/jobs/"
+        assert page.status_code == 200 and _root(link, page.text) == mounted.base + "/jobs/"
         assert 'data-read-only="false"' in page.text
 
 

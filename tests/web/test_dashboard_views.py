@@ -287,6 +287,9 @@ def test_the_views_work_under_a_mount_prefix(mounted: Served, page: Page) -> Non
     expect(page.locator("#job-title")).to_have_text(f"Job {ids[1]} (b)")
     page.go_back()
     expect(page).to_have_url(f"{root}/queues/mail/waiting")
+    # An id with a slash is one segment of the address (%2F): the page and its script load.
+    page.goto(f"{root}/queues/mail/jobs/batch%2F7")
+    expect(page.locator("#crumbs")).to_have_text("Queues / mail / job batch/7")
     page.locator("a.brand").click()
     expect(page).to_have_url(f"{root}/")
     expect(page.locator("#queues tr[data-queue='mail'] td[data-state='waiting']")).to_have_text("2")

@@ -14,9 +14,15 @@ VIEW_PATH = re.compile(r"^queues/[^\\]*$")
 
 
 def app_root(scope: dict[str, Any] | Any) -> str:
-    """The app's root as the browser sees it (``/`` or ``/mount/``)."""
+    """The app's root relative to the address asked for (``./``, ``../../``): right under
+    any mount prefix, also behind a proxy that strips one without telling the app."""
     root: str = scope.get("root_path", "") or ""
-    return root.rstrip("/") + "/"
+    raw = scope.get("raw_path")
+    # Count the raw path's slashes: a job id with an encoded slash (%2F) is one segment.
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope.get("path", "/")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return "./" + "../" * max(path.count("/") - 1, 0)
 
 
 def is_view_path(path: str) -> bool:
