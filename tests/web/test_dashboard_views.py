@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -130,6 +131,19 @@ def test_retry_selected_from_the_failed_tab_moves_the_job(server: Served, page: 
     expect(row).to_have_count(0)
     expect(failed).to_have_text("1")
     assert _api(server).get(f"/queues/mail/jobs/{ids[0]}").json()["state"] == "waiting"
+    # Retry all failed: asks, naming the count.
+    messages: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.locator("#retry-all").click()
+    expect(page.locator("#status")).to_have_text("retried: 1 job")
+    expect(failed).to_have_text("0")
+    assert messages == ["Retry all 1 failed job of queue mail?"]
+    assert _api(server).get(f"/queues/mail/jobs/{ids[1]}").json()["state"] == "waiting"
 
 
 def test_bulk_promote_and_remove_ask_for_the_count(server: Served, page: Page) -> None:
@@ -293,3 +307,32 @@ def test_the_views_work_under_a_mount_prefix(mounted: Served, page: Page) -> Non
     page.locator("a.brand").click()
     expect(page).to_have_url(f"{root}/")
     expect(page.locator("#queues tr[data-queue='mail'] td[data-state='waiting']")).to_have_text("2")
+
+
+def test_a_running_job_shows_its_logs_and_progress_live(server: Served, page: Page) -> None:
+    release = threading.Event()
+
+    async def handler(job: Job) -> str:
+        await job.log("connecting to smtp")
+        await job.update_progress(40)
+        await asyncio.to_thread(release.wait, 20)
+        await job.log("sent")
+        return "done"
+
+    (job_id,) = _sync(_add(server.url, "mail", ["send"]))
+    worker = BackgroundWorker(server.url, "mail", handler)
+    try:
+        wait_until(lambda: _api(server).get(f"/queues/mail/jobs/{job_id}").json()["progress"] == 40,
+                   timeout=20, what="the job to run")  # fmt: skip
+        page.goto(f"{server.base}/queues/mail/jobs/{job_id}")
+        expect(page.locator("#job-state")).to_have_text("active")
+        expect(page.locator("#job-logs")).to_have_text("connecting to smtp")
+        expect(page.locator("#job-progress-text")).to_have_text("40%")
+        expect(page.locator("#job-remove")).to_be_disabled()
+        release.set()
+        expect(page.locator("#job-state")).to_have_text("completed", timeout=10_000)
+        expect(page.locator("#job-logs")).to_have_text("connecting to smtp\nsent")
+        expect(page.locator("#job-return")).to_have_text('"done"')
+    finally:
+        release.set()
+        worker.stop()
