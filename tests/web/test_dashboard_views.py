@@ -336,3 +336,28 @@ def test_a_running_job_shows_its_logs_and_progress_live(server: Served, page: Pa
     finally:
         release.set()
         worker.stop()
+
+
+def test_clean_by_age_keeps_younger_jobs(server: Served, page: Page) -> None:
+    ids = _sync(_add(server.url, "mail", ["a", "b"]))
+    _run_failing(server, "mail", ids, fail=set(ids))
+    page.goto(f"{server.base}/queues/mail/failed")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    messages: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.select_option("#clean-age", "3600")
+    page.once("dialog", accept)
+    page.locator("#clean").click()
+    expect(page.locator("#status")).to_have_text("cleaned failed: 0 jobs")
+    assert messages == ["Remove failed jobs older than 1 hour (of 2) from queue mail?"]
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    page.select_option("#clean-age", "0")
+    page.once("dialog", accept)
+    page.locator("#clean").click()
+    expect(page.locator("#status")).to_have_text("cleaned failed: 2 jobs")
+    expect(page.locator("#jobs tbody tr")).to_have_count(0)
+    assert messages[1] == "Remove 2 failed jobs from queue mail?"
