@@ -68,14 +68,20 @@ def _run_failing(served: Served, queue: str, ids: list[str], fail: set[str]) -> 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A page at 1280x720; ask for it after the server, so that it closes first (its
-    event streams end, and the server stops at once)."""
+    """A page at 1280x720 that fails its test on a script error or a request to another
+    site; ask for it after the server, so that it closes first (its event streams end,
+    and the server stops at once)."""
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Everything ships in the package: no request leaves the test's own servers.
+    away: list[str] = []
+    local = ("http://127.0.0.1:", "data:")
+    page.on("request", lambda r: None if r.url.startswith(local) else away.append(r.url))
     yield page
     page.close()
     assert errors == [], f"the page's scripts threw: {errors}"
+    assert away == [], f"requests to other sites: {away}"
 
 
 def test_each_address_opens_its_view_and_back_forward_move_between_them(
