@@ -336,3 +336,40 @@ def test_a_bulk_body_is_either_an_action_on_ids_or_a_422(body: object) -> None:
         return
     assert action in BULK_ACTIONS and 0 < len(ids) <= MAX_BULK
     assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("opts", [
+    {},
+    {"delay": 90, "attempts": 3, "backoff": {"type": "exponential", "delay": 2.5, "jitter": 0.5},
+     "priority": 7, "job_id": "order-1", "remove_on_complete": {"age": 3600, "count": 10},
+     "remove_on_fail": 5, "timeout": 30, "keep_logs": 20, "stack_trace_limit": 3,
+     "dead_letter_queue": "dead"},
+    {"lifo": True, "remove_on_complete": True, "backoff": 4},
+])  # fmt: skip
+def test_a_job_like_this_gets_the_same_options_and_not_the_id(
+    server: Served, opts: dict[str, object]
+) -> None:
+    api = _api(server)
+    first = api.post("/queues/mail/jobs", json={"name": "send", "data": [1], "opts": opts})
+    original = api.get(f"/queues/mail/jobs/{first.json()['id']}").json()
+    assert "job_id" not in original["add_opts"]
+    copy = api.post("/queues/mail/jobs", json={"name": "send", "data": [1],
+                                               "opts": original["add_opts"]})  # fmt: skip
+    assert copy.status_code == 202, copy.text
+    made = api.get(f"/queues/mail/jobs/{copy.json()['id']}").json()
+    assert made["id"] != original["id"]
+    mine, theirs = dict(original["opts"]), dict(made["opts"])
+    for stored in (mine, theirs):
+        stored.pop("jobId", None)
+        stored.pop("timestamp", None)
+    assert theirs == mine
+
+
+def test_a_job_like_a_deduplicated_one_is_deduplicated_too(server: Served) -> None:
+    api = _api(server)
+    opts = {"delay": 60, "deduplication": {"id": "d1", "ttl": 600}}
+    first = api.post("/queues/mail/jobs", json={"name": "send", "opts": opts}).json()["id"]
+    like = api.get(f"/queues/mail/jobs/{first}").json()["add_opts"]
+    assert like["deduplication"] == {"id": "d1", "ttl": 600, "extend": False, "replace": False}
+    again = api.post("/queues/mail/jobs", json={"name": "send", "opts": like})
+    assert again.status_code == 202 and again.json()["id"] == first

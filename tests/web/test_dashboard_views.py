@@ -206,6 +206,8 @@ def test_the_add_job_form_refuses_bad_json(server: Served, page: Page) -> None:
     page.locator("#job-like").click()
     expect(page.locator("#add-name")).to_have_value("welcome")
     expect(page.locator("#add-data")).to_have_value(re.compile("ann@example.com"))
+    # Options as the form takes them: seconds (not BullMQ's stored milliseconds), no id.
+    expect(page.locator("#add-opts")).to_have_value(re.compile(r'"delay": 3600\b'))
     page.locator("#add-submit").click()
     expect(page.locator("#status")).to_contain_text("added job")
     assert _api(server).get("/queues/mail/jobs?state=delayed").json()["total"] == 2

@@ -39,9 +39,8 @@ export function openAddJob(queue, like = null) {
   $("add-job-queue").textContent = queue;
   $("add-name").value = like?.name ?? "";
   $("add-data").value = JSON.stringify(like?.data ?? {}, null, 2);
-  // A job's own id and timestamps stay behind: the copy is a new job.
-  const { jobId, timestamp, ...opts } = like?.opts ?? {};
-  $("add-opts").value = JSON.stringify(opts, null, 2);
+  // The server gives a job's options as this form takes them, without its id.
+  $("add-opts").value = JSON.stringify(like?.opts ?? {}, null, 2);
   check();
   $("add-job").showModal();
 }

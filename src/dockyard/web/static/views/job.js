@@ -97,7 +97,7 @@ export function jobView(root, route) {
     say(`removed job ${id}`);
   });
   $("job-like").addEventListener("click", () => {
-    if (job) openAddJob(queue, { name: job.name, data: job.data, opts: job.opts });
+    if (job) openAddJob(queue, { name: job.name, data: job.data, opts: job.add_opts });
   });
   for (const button of root.querySelectorAll("button.copy")) {
     button.addEventListener("click", () => copy(button.dataset.copy, button));
