@@ -426,8 +426,11 @@ def demo(url: str | None) -> None:
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="Also answer to this Host name (name or name:port; default: the --host "
                    "address and loopback names).")  # fmt: skip
+@click.option("--read-only", is_flag=True,
+              help="Refuse every change (403); the dashboard only shows.")  # fmt: skip
 def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
-          queues: tuple[str, ...], allowed_hosts: tuple[str, ...]) -> None:  # fmt: skip
+          queues: tuple[str, ...], allowed_hosts: tuple[str, ...],
+          read_only: bool) -> None:  # fmt: skip
     """The HTTP API and web dashboard."""
     try:
         run_server = importlib.import_module("dockyard.web.serve").run
@@ -438,7 +441,8 @@ def serve(host: str, port: int, url: str | None, prefix: str, token: str | None,
     announce_store(url)
     code = run_server(url=url, host=host, port=port, token=token, prefix=prefix,
                       queues=list(queues) or None,
-                      allowed_hosts=list(allowed_hosts) or None)  # fmt: skip
+                      allowed_hosts=list(allowed_hosts) or None,
+                      read_only=read_only)  # fmt: skip
     if code:
         sys.exit(code)
 

@@ -71,7 +71,11 @@ def test_flow_shows_a_lone_job_on_the_embedded_store(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     tree = json.loads(shown.stdout)
     assert (tree["id"], tree["queue"], tree["state"], tree["children"]) == (
-        "j1", "renders", "waiting", [])
+        "j1",
+        "renders",
+        "waiting",
+        [],
+    )
 
 
 def _upsert_every(url: str, queue: str, scheduler_id: str, every: float) -> None:

@@ -32,7 +32,7 @@ from dockyard.options import MAX_PRIORITY
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-README_EXAMPLE = '''
+README_EXAMPLE = """
 import asyncio
 from dockyard import Job, Queue, Worker
 
@@ -49,7 +49,7 @@ async def main() -> None:
             print(await job.wait_until_finished(timeout=10))
 
 asyncio.run(main())
-'''
+"""
 
 
 def _env(extra: dict[str, str] | None, columns: bool) -> dict[str, str]:

@@ -410,10 +410,24 @@ _PLAUSIBLE = st.one_of(
         optional={"offset": st.floats(0, 50), "start": _SOON, "limit": st.integers(0, 5)},
     ),
     st.fixed_dictionaries(
-        {"pattern": st.sampled_from(["* * * * *", "*/7 * * * * *", "0 9 * * 1-5", "@hourly",
-                                     "0 0 29 2 *", "5 4 * * SUN"])},
-        optional={"tz": st.sampled_from(["UTC", "Asia/Tokyo", "America/Denver"]),
-                  "end": _SOON, "limit": st.integers(0, 5), "immediately": st.booleans()},
+        {
+            "pattern": st.sampled_from(
+                [
+                    "* * * * *",
+                    "*/7 * * * * *",
+                    "0 9 * * 1-5",
+                    "@hourly",
+                    "0 0 29 2 *",
+                    "5 4 * * SUN",
+                ]
+            )
+        },
+        optional={
+            "tz": st.sampled_from(["UTC", "Asia/Tokyo", "America/Denver"]),
+            "end": _SOON,
+            "limit": st.integers(0, 5),
+            "immediately": st.booleans(),
+        },
     ),
 ).map(lambda a: {**a, "template": {"data": {"k": 1}, "opts": {"attempts": 2}}})
 
@@ -450,7 +464,8 @@ def test_any_upsert_is_stored_as_given_or_refused_with_nothing_written(
             assert got.next_run == ms_of(sid, job.id) / 1000
             if got.end is not None:
                 assert got.end > time.time() - 5 and (got.next_run or 0) <= got.end + (
-                    got.every or 0)
+                    got.every or 0
+                )
             counts = await q.get_job_counts()
             assert sum(counts.values()) == 1
             assert await q.remove_job_scheduler(sid) is True

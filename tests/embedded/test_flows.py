@@ -47,7 +47,6 @@ def node(
     data: Any = None,
     **options: Any,
 ) -> FlowNode:
-
     """One FlowNode as a producer builds it: ``parent`` is (queue, id)."""
     opts = build_options(None, job_id=job_id, **options)
     job = NewJob(

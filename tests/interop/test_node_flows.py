@@ -75,8 +75,7 @@ async def test_dockyard_completing_node_flow_children_releases_the_parent_for_no
         "event": "waiting", "jobId": pid, "prev": "waiting-children"
     }  # fmt: skip
     expected = {
-        f"bull:{children}:{child['id']}": {"v": i * 10}
-        for i, child in enumerate(flow["children"])
+        f"bull:{children}:{child['id']}": {"v": i * 10} for i, child in enumerate(flow["children"])
     }
     lines = await arun_node(
         "work.mjs", node_args(bullmq, redis_url, parents, until=1, behaviour="children")

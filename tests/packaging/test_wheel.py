@@ -22,10 +22,11 @@ def test_the_wheel_ships_the_lua_scripts_and_the_dashboard(tmp_path: Path) -> No
     expected = {
         f"dockyard/{path.relative_to(SRC).as_posix()}"
         for folder in ("backends/redis/lua", "web/static")
-        for path in (SRC / folder).iterdir()
+        for path in (SRC / folder).rglob("*")
         if path.is_file()
     }
     assert any(name.endswith("moveToFinished-12.lua") for name in expected)
     assert any(name.endswith("app.js") for name in expected)
+    assert any(name.endswith("views/queue.js") for name in expected)  # subfolders too
     assert expected <= names, sorted(expected - names)
     assert "dockyard/py.typed" in names or not (SRC / "py.typed").exists()

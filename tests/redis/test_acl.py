@@ -124,8 +124,15 @@ async def test_each_role_does_its_job_with_the_documented_acl(
                                       "children": [{"name": "kid", "queue": name}]})  # fmt: skip
         async with (
             QueueEvents(name, url=dashboard, last_id="0-0", block=0.5) as events,
-            Worker(name, handler, url=worker_url, name="acl-worker", lock_duration=1.0,
-                   stalled_interval=0.5, concurrency=4),  # fmt: skip
+            Worker(
+                name,
+                handler,
+                url=worker_url,
+                name="acl-worker",
+                lock_duration=1.0,
+                stalled_interval=0.5,
+                concurrency=4,
+            ),  # fmt: skip
         ):
             await asyncio.wait_for(started.wait(), BOUND)
             workers = await board.get_workers()

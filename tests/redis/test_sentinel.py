@@ -224,8 +224,15 @@ async def test_a_failover_during_five_thousand_jobs_loses_none_and_repeats_none(
 
         async with (
             Queue("fo", url=url) as queue,
-            Worker("fo", handler, url=url, concurrency=50, max_stalled_count=10,
-                   lock_duration=4, stalled_interval=1),  # fmt: skip
+            Worker(
+                "fo",
+                handler,
+                url=url,
+                concurrency=50,
+                max_stalled_count=10,
+                lock_duration=4,
+                stalled_interval=1,
+            ),  # fmt: skip
         ):
             await add_range(queue, 0, 2000)
             with contextlib.closing(group.sentinel()) as sentinel:

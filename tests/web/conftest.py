@@ -13,9 +13,22 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, sync_playwright
 
 from dockyard.web import create_app
 
+#: Debian's Chromium (``make chromium``), driven by Playwright.
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: A token of the length the app requires (16 characters at least).
 TOKEN = "s3cret-s3cret-s3cret"
 
@@ -38,8 +51,9 @@ def serve(store_url: str, token: str | None = None, app: Any = None) -> Iterator
     generator is closed."""
     port = _free_port()
     app = app if app is not None else create_app(url=store_url, token=token)
+    # A page left open keeps an event stream: stop waiting for it after a moment.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")  # fmt: skip
+                            lifespan="on", timeout_graceful_shutdown=2)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -71,3 +85,14 @@ def server(store_url: str) -> Iterator[Served]:
 @pytest.fixture
 def locked_server(tmp_path: Path) -> Iterator[Served]:
     yield from serve(f"sqlite:///{tmp_path}/locked.db", token=TOKEN)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (pages are per test). Not per session: while
+    it runs, Playwright's event loop counts as running on this thread, and other modules'
+    tests call asyncio.run()."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()

@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright): see a queue's
-counts, open a failed job, press retry, see it complete."""
+counts, open a failed job, press retry, see it complete; sign in from a shared link; no
+writes from other sites; destructive actions ask first."""
 
 from __future__ import annotations
 
@@ -11,31 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from dockyard import Job, Worker
 
 from .conftest import Served, serve
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -46,9 +27,9 @@ def site(tmp_path: Path) -> Iterator[Served]:
 class BackgroundWorker:
     """A Worker on its own thread and event loop, while the browser test runs."""
 
-    def __init__(self, url: str, queue: str, handler) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, url: str, queue: str, handler, **options) -> None:  # type: ignore[no-untyped-def]
         self.loop = asyncio.new_event_loop()
-        self.worker = Worker(queue, handler, url=url, drain_delay=0.2)
+        self.worker = Worker(queue, handler, url=url, drain_delay=0.2, **options)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -82,10 +63,13 @@ def test_open_a_failed_job_press_retry_and_see_it_complete(browser: Browser, sit
         expect(row.locator("td[data-state='failed']")).to_have_text("1", timeout=15_000)
         expect(row.locator("td[data-state='delayed']")).to_have_text("1")
         row.click()
-        page.locator("#states button[data-state='failed']").click()
+        expect(page).to_have_url(site.base + "/queues/mail/waiting")
+        page.locator("#states a[data-state='failed']").click()
+        expect(page).to_have_url(site.base + "/queues/mail/failed")
         job_row = page.locator(f"#jobs tr[data-job-id='{job_id}']")
         expect(job_row).to_contain_text("smtp is down", timeout=10_000)
-        job_row.click()
+        job_row.locator("a").click()
+        expect(page).to_have_url(f"{site.base}/queues/mail/jobs/{job_id}")
         expect(page.locator("#job-state")).to_have_text("failed")
         expect(page.locator("#job-failure")).to_contain_text("smtp is down")
         page.locator("#job-retry").click()
@@ -98,16 +82,23 @@ def test_open_a_failed_job_press_retry_and_see_it_complete(browser: Browser, sit
     assert api.get(f"/queues/mail/jobs/{job_id}").json()["state"] == "completed"
 
 
-def test_the_sign_in_form_sets_the_cookie(browser: Browser, tmp_path: Path) -> None:
+def test_a_shared_link_opens_its_view_after_sign_in(browser: Browser, tmp_path: Path) -> None:
     for served in serve(f"sqlite:///{tmp_path}/auth.db", token="t0k-t0k-t0k-t0k-t0k"):
+        api = httpx.Client(base_url=served.base + "/api/v1", timeout=10,
+                           headers={"Authorization": "Bearer t0k-t0k-t0k-t0k-t0k"})  # fmt: skip
+        job_id = api.post("/queues/mail/jobs", json={"name": "send"}).json()["id"]
+        link = f"{served.base}/queues/mail/jobs/{job_id}"
         page = browser.new_page()
-        page.goto(served.base + "/")
+        page.goto(link)
         page.fill("#token", "wrong")
         page.click("#sign-in")
         expect(page.locator(".error")).to_have_text("Wrong token.")
         page.fill("#token", "t0k-t0k-t0k-t0k-t0k")
         page.click("#sign-in")
-        expect(page.locator("#queues")).to_be_visible(timeout=10_000)
+        expect(page).to_have_url(link)
+        expect(page.locator("#job-title")).to_have_text(f"Job {job_id} (send)", timeout=10_000)
+        page.goto(served.base + "/")
+        expect(page.locator("#queues tr[data-queue='mail']")).to_be_visible(timeout=10_000)
         page.close()
 
 
@@ -171,8 +162,7 @@ def test_clean_asks_first_naming_the_count(browser: Browser, site: Served) -> No
     api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
     api.post("/queues/emails/jobs", json=[{"name": f"e{i}"} for i in range(200)])
     page = browser.new_page()
-    page.goto(site.base + "/")
-    page.locator("#queues tr[data-queue='emails']").click()
+    page.goto(site.base + "/queues/emails")
     expect(page.locator("#page")).to_contain_text("of 200")
     messages: list[str] = []
 
@@ -193,14 +183,13 @@ def test_clean_asks_first_naming_the_count(browser: Browser, site: Served) -> No
     page.close()
 
 
-def test_remove_asks_first_then_closes_the_job_panel(browser: Browser, site: Served) -> None:
-    """Field report #5: Remove confirms; afterwards no panel and no lasting error."""
+def test_remove_asks_first_then_goes_back_to_the_queue(browser: Browser, site: Served) -> None:
+    """Field report #5: Remove confirms; afterwards the queue's view, no lasting error."""
     api = httpx.Client(base_url=site.base + "/api/v1", timeout=10, headers={"X-Dockyard": "1"})
     job_id = api.post("/queues/emails/jobs", json={"name": "bye"}).json()["id"]
     page = browser.new_page()
-    page.goto(site.base + "/")
-    page.locator("#queues tr[data-queue='emails']").click()
-    page.locator(f"#jobs tr[data-job-id='{job_id}']").click()
+    page.goto(site.base + "/queues/emails")
+    page.locator(f"#jobs tr[data-job-id='{job_id}'] a").click()
     expect(page.locator("#job-state")).to_have_text("waiting")
     expect(page.locator("#job-return")).to_have_text("(not finished)")
     expect(page.locator("#job-added")).not_to_be_empty()
@@ -212,7 +201,8 @@ def test_remove_asks_first_then_closes_the_job_panel(browser: Browser, site: Ser
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#job-remove").click()
-    expect(page.locator("#job-panel")).to_be_hidden(timeout=10_000)
+    expect(page).to_have_url(site.base + "/queues/emails/waiting", timeout=10_000)
     expect(page.locator("#status")).to_have_text(f"removed job {job_id}")
+    expect(page.locator(f"#jobs tr[data-job-id='{job_id}']")).to_have_count(0)
     assert api.get(f"/queues/emails/jobs/{job_id}").status_code == 404
     page.close()

@@ -60,13 +60,23 @@ def test_the_flow_route_refuses_bad_input_with_a_detail(site: Served) -> None:
 
 def test_put_get_list_and_delete_schedulers(site: Served) -> None:
     with client(site) as http:
-        body = {"every": 60, "template": {"name": "tick", "data": {"n": 1},
-                                          "opts": {"attempts": 2, "removeOnComplete": True}}}
+        body = {
+            "every": 60,
+            "template": {
+                "name": "tick",
+                "data": {"n": 1},
+                "opts": {"attempts": 2, "removeOnComplete": True},
+            },
+        }
         r = http.put("/queues/mail/schedulers/tick", json=body)
         assert r.status_code == 200, r.text
         tick = r.json()
-        assert (tick["id"], tick["name"], tick["every"], tick["pattern"]) == ("tick", "tick",
-                                                                               60, None)
+        assert (tick["id"], tick["name"], tick["every"], tick["pattern"]) == (
+            "tick",
+            "tick",
+            60,
+            None,
+        )
         assert tick["job_id"].startswith("repeat:tick:") and tick["iterations"] == 1
         assert tick["template"]["opts"]["attempts"] == 2
         assert http.get(f"/queues/mail/jobs/{tick['job_id']}").json()["name"] == "tick"
@@ -174,8 +184,11 @@ def test_any_put_body_gets_an_answer_below_500(site: Served, body: Any) -> None:
 def test_the_openapi_document_has_the_new_routes(site: Served) -> None:
     spec = httpx.get(site.base + "/api/v1/openapi.json").json()
     paths = spec["paths"]
-    assert set(paths["/api/v1/queues/{queue}/schedulers/{scheduler_id}"]) == {"get", "put",
-                                                                              "delete"}
+    assert set(paths["/api/v1/queues/{queue}/schedulers/{scheduler_id}"]) == {
+        "get",
+        "put",
+        "delete",
+    }
     assert "get" in paths["/api/v1/queues/{queue}/schedulers"]
     flow = paths["/api/v1/queues/{queue}/jobs/{job_id}/flow"]["get"]
     depth = next(p for p in flow["parameters"] if p["name"] == "depth")

@@ -14,7 +14,7 @@ from ..backends.base import STATES
 from ..errors import DockyardError, InvalidJobError, JobNotFoundError
 from ..events import QueueEvents
 from ..job import Job
-from ..options import RESERVED_IDS
+from ..options import RESERVED_IDS, JobOptions
 from ..queue import CLEAN_STATES, MAX_PAGE, Queue
 from .app import read_body, registry_of
 from .stream import EventStream
@@ -53,11 +53,14 @@ def job_json(
         "timestamp": job.timestamp,
         "processed_on": job.processed_on,
         "finished_on": job.finished_on,
+        "processed_by": job.processed_by,
         "delay": job.delay,
         "priority": job.priority,
     }
     if logs is not None:
         entry["logs"] = logs
+    if not brief:
+        entry["add_opts"] = add_options(job.opts)
     if brief:
         del entry["stacktrace"]
         for key in ("data", "return_value"):
@@ -69,6 +72,34 @@ def job_json(
         if isinstance(reason, str) and len(reason) > PREVIEW_CHARS:
             entry["failed_reason"] = reason[:PREVIEW_CHARS] + "…"
     return entry
+
+
+def add_options(opts: JobOptions) -> dict[str, Any]:
+    """The job's options as ``POST /queues/{q}/jobs`` takes them (seconds, snake_case), for
+    adding a job like it; without its own id and timestamp, which a new job must not share."""
+    out: dict[str, Any] = {}
+    if opts.attempts != 1:
+        out["attempts"] = opts.attempts
+    for name in ("delay", "priority", "lifo", "timeout", "keep_logs", "stack_trace_limit",
+                 "dead_letter_queue"):  # fmt: skip
+        value = getattr(opts, name)
+        if value:
+            out[name] = value
+    if opts.backoff is not None:
+        b = opts.backoff
+        out["backoff"] = {
+            "type": b.type,
+            "delay": b.delay,
+            **({"jitter": b.jitter} if b.jitter else {}),
+        }
+    for name in ("remove_on_complete", "remove_on_fail"):
+        keep = getattr(opts, name)
+        if keep is not None:
+            out[name] = keep.to_bullmq()  # True, False, a count or {age (s), count}
+    if opts.deduplication is not None:
+        d = opts.deduplication
+        out["deduplication"] = {"id": d.id, "ttl": d.ttl, "extend": d.extend, "replace": d.replace}
+    return out
 
 
 def _fits(value: Any, budget: int) -> bool:

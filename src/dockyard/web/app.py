@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..queue import Queue
 from .guard import LOOPBACK_HOSTS, Guard, Rules, check_hosts, check_token, cookie_header
+from .pages import dashboard_page, login_page, safe_next
 from .rates import Throughput
 
 log = logging.getLogger("dockyard.web")
@@ -131,6 +132,7 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = 1_000_000,
     allowed_hosts: Sequence[str] | None = None,
+    read_only: bool = False,
 ) -> FastAPI:
     """The API and dashboard over the store at ``url`` (all its queues, or only ``queues``).
 
@@ -138,9 +140,11 @@ def create_app(
     every route, as ``Authorization: Bearer <token>`` or the dashboard's HTTP-only cookie.
     ``allowed_hosts`` are the ``Host`` names it answers to (``"name"``, ``"name:port"`` or
     ``"*"``); by default loopback names only without a token, any with one. Writes from
-    other sites are refused (see guard.py).
+    other sites are refused (see guard.py). ``read_only`` refuses every change (403) and
+    the dashboard offers none.
     """
     from .api import router
+    from .dashapi import router as dash_router
     from .flowapi import router as flow_router
     from .metrics import router as metrics_router
 
@@ -167,11 +171,13 @@ def create_app(
     )
     app.state.registry = registry
     app.state.max_body_bytes = max_body_bytes
+    app.state.read_only = bool(read_only)
     app.include_router(router, prefix="/api/v1")
     app.include_router(flow_router, prefix="/api/v1")
+    app.include_router(dash_router, prefix="/api/v1")
     app.include_router(metrics_router)
     static = files("dockyard.web").joinpath("static")
-    app.add_middleware(Guard, rules=Rules(token, hosts, max_body_bytes))
+    app.add_middleware(Guard, rules=Rules(token, hosts, max_body_bytes, bool(read_only)))
 
     @app.exception_handler(DockyardError)
     async def dockyard_error(request: Request, exc: DockyardError) -> JSONResponse:
@@ -191,24 +197,31 @@ def create_app(
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = (await read_body(request)).decode("utf-8", "replace")
-        given = dict(p.split("=", 1) for p in form.split("&") if "=" in p).get("token", "")
+        fields = dict(p.split("=", 1) for p in form.split("&") if "=" in p)
+        given = fields.get("token", "")
+        target = safe_next(unquote_plus(fields.get("next", "")))
         if token is None or hmac.compare_digest(
             unquote_plus(given).encode("utf-8", "surrogatepass"), token.encode()
         ):
-            # Relative, so that it lands on the dashboard wherever the app is mounted.
-            response: Response = RedirectResponse("./", status_code=303)
+            # Relative, so that it lands on the dashboard wherever the app is mounted, at
+            # the address a shared link named.
+            response: Response = RedirectResponse(f"./{target}", status_code=303)
             if token is not None:
                 name, value = cookie_header(token, request.scope)
                 response.headers.append(name.decode(), value.decode("latin-1"))
             return response
-        return HTMLResponse(
-            static.joinpath("login.html").read_text().replace("<!--error-->", "Wrong token."),
-            status_code=401,
-        )
+        page = login_page(request.scope, next_path=target, error="Wrong token.")
+        return HTMLResponse(page, status_code=401)
 
     @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(static.joinpath("index.html").read_text())
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(dashboard_page(request.scope, read_only=read_only))
+
+    @app.get("/queues/{view:path}", include_in_schema=False)
+    async def view(view: str, request: Request) -> HTMLResponse:
+        # Every view's address (a queue, a state's page, a job) is the dashboard's page;
+        # its script reads the address. The API is under /api/v1: no clash.
+        return HTMLResponse(dashboard_page(request.scope, read_only=read_only))
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

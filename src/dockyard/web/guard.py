@@ -10,13 +10,13 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import InvalidOptionError
+from .pages import is_view_path, login_page
 
 COOKIE = "dockyard_token"
 #: The header the dashboard sends on every write; a cross-site page cannot send it
@@ -44,7 +44,7 @@ def check_token(token: object) -> str | None:
         )
     if not all(33 <= ord(c) < 127 and c not in ';,"\\' for c in stripped):
         raise InvalidOptionError(
-            "the API token must be printable ASCII without spaces or ; , \" \\ (HTTP headers "
+            'the API token must be printable ASCII without spaces or ; , " \\ (HTTP headers '
             "and a cookie carry it)"
         )
     return stripped
@@ -120,6 +120,8 @@ class Rules:
     token: str | None
     hosts: tuple[tuple[str, str | None], ...] | None
     max_body_bytes: int
+    #: Refuse every write (403): a dashboard to look, not to touch.
+    read_only: bool = False
 
 
 class Guard:
@@ -128,7 +130,6 @@ class Guard:
     def __init__(self, app: ASGIApp, *, rules: Rules) -> None:
         self.app = app
         self.rules = rules
-        self.static = files("dockyard.web").joinpath("static")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,13 +162,20 @@ class Guard:
                 return 303, b"", [(b"location", b"./"), cookie_header(token, scope)]
             bearer = _bearer_ok(headers, token)
             if not bearer and not _cookie_ok(headers, token):
-                if path == "/":
-                    page = self.static.joinpath("login.html").read_bytes()
+                if method == "GET" and is_view_path(path):
+                    # A shared link: sign in, then go on to the address it named.
+                    query = scope.get("query_string", b"").decode("latin-1")
+                    target = path[1:] + (f"?{query}" if query and path != "/" else "")
+                    page = login_page(scope, next_path=target).encode()
                     return 200, page, [(b"content-type", b"text/html; charset=utf-8")]
                 status, body, extra = _json(
                     401, "missing or wrong token: send 'Authorization: Bearer <token>'"
                 )
                 return status, body, [*extra, (b"www-authenticate", b"Bearer")]
+        if method in WRITE_METHODS and rules.read_only and path != "/login":
+            return _json(403, "this server is read-only (dockyard serve --read-only, or "
+                              "create_app(read_only=True)): it refuses every change; use a "
+                              "server started without it")  # fmt: skip
         if method in WRITE_METHODS:
             refused = _cross_site_write(headers, host, path, bearer)
             if refused is not None:

@@ -27,6 +27,7 @@ def run(
     prefix: str = "bull",
     queues: list[str] | None = None,
     allowed_hosts: list[str] | None = None,
+    read_only: bool = False,
 ) -> int:
     """Serve until interrupted; the exit code (2: refused to start)."""
     import uvicorn
@@ -49,7 +50,8 @@ def run(
         )
         return 2
     url = resolve_url(url)  # the one default of the library and every command (#20)
-    print(f"dockyard serving {display_url(url)} on http://{host}:{port}/", file=sys.stderr)
+    mode = " (read-only)" if read_only else ""
+    print(f"dockyard serving {display_url(url)} on http://{host}:{port}/{mode}", file=sys.stderr)
     hosts = None
     if allowed_hosts or token is None:
         # Requests must name this server: its address or a loopback name, with its port,
@@ -57,7 +59,8 @@ def run(
         bound = f"[{host}]" if ":" in host else host
         hosts = [*(allowed_hosts or ()), *(f"{h}:{port}" for h in (bound, *LOOPBACK_HOSTS))]
     try:
-        app = create_app(url=url, prefix=prefix, token=token, queues=queues, allowed_hosts=hosts)
+        app = create_app(url=url, prefix=prefix, token=token, queues=queues, allowed_hosts=hosts,
+                         read_only=read_only)  # fmt: skip
     except InvalidOptionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
