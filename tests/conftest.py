@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 import redis
 from dockyard.devserver import RedisServer
+
+from .pgserver import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,16 @@ def fresh_redis_server() -> Iterator[RedisServer]:
     """A private server of the test's own, durable (appendonly, fsync always), to kill at will."""
     with RedisServer(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole run (free loopback port, temp folder)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A URL of the session server with a schema of the test's own (created at first use)."""
+    return postgres_server.url(schema=f"t_{uuid.uuid4().hex[:16]}")

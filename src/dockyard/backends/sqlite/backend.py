@@ -110,6 +110,12 @@ class SqliteBackend(SqliteAdmin):
     """One queue in an SQLite file; see the module docstring."""
 
     kind = "sqlite"
+    #: The newest event's id, and a page of events after one (a store may add a condition:
+    #: PostgreSQL shows an event only once no transaction that began before it is open).
+    _NEWEST_EVENT_SQL = "SELECT max(id) FROM events WHERE qid = ?"
+    _EVENTS_SQL = (
+        "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ? ORDER BY id LIMIT ?"
+    )
 
     def __init__(self, url: str, queue: str, *, prefix: str = "bull") -> None:
         validate_queue_name(queue, prefix)
@@ -537,7 +543,7 @@ class SqliteBackend(SqliteAdmin):
         deadline = None if timeout is None else loop.time() + timeout
 
         def newest(s: QueueStore) -> int:
-            row = s.conn.execute("SELECT max(id) FROM events WHERE qid = ?", (s.qid,)).fetchone()
+            row = s.conn.execute(self._NEWEST_EVENT_SQL, (s.qid,)).fetchone()
             return int(row[0] or 0)
 
         if last_id == "$":
@@ -553,11 +559,7 @@ class SqliteBackend(SqliteAdmin):
                 ) from None
 
         def read(s: QueueStore) -> list[tuple[str, dict[str, str]]]:
-            rows = s.conn.execute(
-                "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ? ORDER BY id "
-                "LIMIT ?",
-                (s.qid, after, count),
-            ).fetchall()
+            rows = s.conn.execute(self._EVENTS_SQL, (s.qid, after, count)).fetchall()
             return [
                 (f"{ms}-{eid}", {"event": name, **(json.loads(fields) if fields else {})})
                 for eid, ms, name, fields in rows

@@ -1,0 +1,170 @@
+"""The SQL store's statements on PostgreSQL: a connection that speaks SQLite's dialect.
+
+The transitions in :mod:`..sqlite` (store, outcomes, admin, flows, schedulers, extras) are
+written once, with ``?`` parameters and the few SQLite idioms below; :class:`PgConn` runs
+them on a psycopg connection, translating each statement once (then cached):
+
+- ``?`` becomes ``%s`` (a literal ``%`` is doubled);
+- the store's tables are qualified with the PostgreSQL schema (``"dockyard".jobs``), so
+  no ``search_path`` is set on a connection, not even a caller's own;
+- ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING`` and ``INSERT OR REPLACE``
+  ``ON CONFLICT (primary key) DO UPDATE`` of the columns given;
+- ``LIMIT -1`` (SQLite's "no limit") becomes ``LIMIT ALL``, and ``LIMIT ?`` accepts -1.
+
+The connection may be synchronous (our own, in the backend's thread) or a caller's
+``psycopg.AsyncConnection``, driven from that thread on the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+#: The store's tables and their primary keys (for INSERT OR REPLACE).
+TABLES: dict[str, tuple[str, ...]] = {
+    "queues": ("qid",),
+    "jobs": ("qid", "id"),
+    "logs": ("seq",),
+    "events": ("id",),
+    "dedup": ("qid", "id"),
+    "metrics": ("qid", "kind"),
+    "schedulers": ("qid", "sid"),
+    "dependencies": ("parent_qid", "parent_id", "child_key"),
+}
+_TABLE_RE = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+(" + "|".join(TABLES) + r")\b")
+_REPLACE_RE = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)", re.S)
+
+
+def translate(sql: str, schema: str) -> str:
+    """One statement of the shared SQL in PostgreSQL's dialect (see the module docstring)."""
+    conflict = ""
+    if sql.startswith("INSERT OR IGNORE INTO"):
+        sql = "INSERT INTO" + sql[len("INSERT OR IGNORE INTO") :]
+        conflict = " ON CONFLICT DO NOTHING"
+    elif sql.startswith("INSERT OR REPLACE INTO"):
+        found = _REPLACE_RE.match(sql)
+        if found is None:
+            raise ValueError(f"cannot translate {sql!r}")
+        table, columns = found.group(1), [c.strip() for c in found.group(2).split(",")]
+        key = TABLES[table]
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+        sql = "INSERT INTO" + sql[len("INSERT OR REPLACE INTO") :]
+        conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+    sql = sql.replace("LIMIT -1", "LIMIT ALL").replace("LIMIT ?", "LIMIT nullif(?::bigint, -1)")
+    sql = _TABLE_RE.sub(lambda m: f'{m.group(1)} "{schema}".{m.group(2)}', sql)
+    sql = sql.replace("%", "%%").replace("?", "%s")
+    if conflict:
+        sql = sql.rstrip() + conflict
+    return sql
+
+
+class _Rows:
+    """What the shared code reads of a cursor: fetchone, fetchall, iteration, rowcount."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+
+class PgConn:
+    """A DB-API-like face of one psycopg connection for the shared transitions."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+        schema: str,
+        cache: dict[str, str],
+        loop: asyncio.AbstractEventLoop | None = None,
+        caller_tx: bool = False,
+    ) -> None:
+        self.raw = conn
+        #: A caller's connection: statements run in their transaction.
+        self.caller_tx = caller_tx
+        #: No server-side prepared statements on a caller's connection (a pooler may
+        #: hand it to another session); psycopg's default (prepare when reused) on ours.
+        self._prepare: bool | None = False if caller_tx else None
+        self.schema = schema
+        self._cache = cache
+        self._loop = loop
+
+    def sql(self, text: str) -> str:
+        found = self._cache.get(text)
+        if found is None:
+            found = self._cache[text] = translate(text, self.schema)
+        return found
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> _Rows:
+        """Run one statement (``?`` parameters) and read all its rows."""
+        sql = self.sql(text) if params or "?" in text else self.sql(text).replace("%%", "%")
+        conn = self.raw
+        if isinstance(conn, psycopg.AsyncConnection):
+            return self._rows(_run_async(conn, sql, params, self._prepare))
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql, params or None, prepare=self._prepare)
+            rows = cur.fetchall() if cur.description is not None else []
+            return _Rows(rows, cur.rowcount)
+
+    def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> _Rows:
+        """Run one statement for each parameter row (pipelined by psycopg)."""
+        seq = list(seq)
+        if not seq:
+            return _Rows([], 0)
+        sql = self.sql(text)
+        conn = self.raw
+        if isinstance(conn, psycopg.AsyncConnection):
+            return self._rows(_run_many_async(conn, sql, seq))
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.executemany(sql, seq)
+            return _Rows([], cur.rowcount)
+
+    def run_plain(self, sql: str) -> None:
+        """Run SQL text as it is (several statements allowed, no parameters)."""
+        conn = self.raw
+        if isinstance(conn, psycopg.AsyncConnection):
+            self._await(conn.execute(sql.encode()))
+            return
+        conn.execute(sql.encode())
+
+    def _rows(self, coro: Any) -> _Rows:
+        rows: _Rows = self._await(coro)
+        return rows
+
+    def _await(self, coro: Any) -> Any:
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("an async connection needs its event loop")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+async def _run_async(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any], prepare: bool | None
+) -> _Rows:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(sql, params or None, prepare=prepare)
+        rows = await cur.fetchall() if cur.description is not None else []
+        return _Rows(rows, cur.rowcount)
+
+
+async def _run_many_async(
+    conn: psycopg.AsyncConnection[Any], sql: str, seq: Sequence[Sequence[Any]]
+) -> _Rows:
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.executemany(sql, seq)
+        return _Rows([], cur.rowcount)
