@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -29,7 +30,7 @@ from ...errors import (
     BackendUnavailableError,
     InvalidOptionError,
 )
-from ..base import NewJob
+from ..base import Fetched, Lease, NewJob
 from ..redis.keys import validate_queue_name
 from ..sqlite import admin
 from ..sqlite.backend import SqliteBackend
@@ -121,6 +122,9 @@ class PostgresBackend(SqliteBackend):
         self._where = _where(self.conninfo)
         self._sql_cache: dict[str, str] = {}
         self._raw: psycopg.Connection[Any] | None = None
+        #: The worker this backend serves, shown as the connection's application_name.
+        self._worker_name: str | None = None
+        self._named: str | None = None
         super().__init__("sqlite:///unused", queue, prefix=prefix)
         self._url = url
         self.path = self._where
@@ -156,7 +160,7 @@ class PostgresBackend(SqliteBackend):
                     self.conninfo,
                     autocommit=True,
                     connect_timeout=5,
-                    application_name=f"dockyard:{self.schema}:{self.queue}"[:63],
+                    application_name=self._app_name(None),
                 )
             except psycopg.OperationalError as exc:
                 refused = refusal(exc, self._where)
@@ -193,6 +197,13 @@ class PostgresBackend(SqliteBackend):
             store = self._store
             if store is None:
                 store = self._store = self._open()
+                self._named = None
+            if self._worker_name != self._named and self._raw is not None:
+                self._raw.execute(
+                    "SELECT set_config('application_name', %s, false)",
+                    (self._app_name(self._worker_name),),
+                )
+                self._named = self._worker_name
             if write:
                 with store.tx():
                     return fn(store, *args)
@@ -275,17 +286,38 @@ class PostgresBackend(SqliteBackend):
         code: int = await self._run(run)
         return code
 
+    def _app_name(self, worker_name: str | None) -> str:
+        """``dw:<schema and queue hash>:<worker name>`` for workers (get_workers finds
+        them in pg_stat_activity), else ``dockyard:<schema>:<queue>``."""
+        if worker_name is None:
+            return f"dockyard:{self.schema}:{self.queue}"[:63]
+        return f"{self._worker_tag}{worker_name}"[:63]
+
+    @property
+    def _worker_tag(self) -> str:
+        return f"dw:{zlib.crc32(f'{self.schema}:{self.prefix}:{self.queue}'.encode()):08x}:"
+
+    async def fetch(self, lease: Lease, count: int) -> Fetched:
+        if lease.worker_name:
+            self._worker_name = lease.worker_name
+        return await super().fetch(lease, count)
+
+    async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
+        if worker_name:
+            self._worker_name = worker_name
+        return await super().wait_for_work(timeout, worker_name)
+
     async def get_workers(self) -> list[dict[str, str]]:
         def read(s: QueueStore) -> list[dict[str, str]]:
             rows = s.conn.execute(
                 "SELECT application_name, client_addr::text, pid, backend_start::text "
-                "FROM pg_stat_activity WHERE application_name LIKE ? AND datname = "
+                "FROM pg_stat_activity WHERE starts_with(application_name, ?) AND datname = "
                 "current_database()",
-                (f"dockyard-worker:{self.schema}:{self.queue}:%",),
+                (self._worker_tag,),
             ).fetchall()
             found = []
             for app, addr, pid, started in rows:
-                name = str(app).split(":", 3)[3]
+                name = str(app)[len(self._worker_tag) :]
                 found.append({"name": name, "worker_name": name, "addr": addr or "local",
                               "id": str(pid), "started": started or ""})  # fmt: skip
             return found
