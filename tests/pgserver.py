@@ -38,7 +38,9 @@ def _bin_dir() -> Path:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb is None:
-        raise RuntimeError("PostgreSQL is not installed: run `make postgres` (or apt-get install postgresql)")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `make postgres` (or apt-get install postgresql)"
+        )
     return Path(initdb).parent
 
 
@@ -57,7 +59,9 @@ class PostgresServer:
             os.chown(self.dir, user.pw_uid, user.pw_gid)
             self._as = ["runuser", "-u", USER, "--"]
 
-    def url(self, database: str = DATABASE, *, schema: str | None = None, password: str = PASSWORD) -> str:
+    def url(
+        self, database: str = DATABASE, *, schema: str | None = None, password: str = PASSWORD
+    ) -> str:
         """``postgresql://postgres:<password>@127.0.0.1:<port>/<database>[?schema=...]``."""
         query = f"?schema={schema}" if schema else ""
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}{query}"
