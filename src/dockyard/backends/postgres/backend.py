@@ -28,14 +28,19 @@ from ...errors import (
     BackendPermissionError,
     BackendRefusedError,
     BackendUnavailableError,
+    DockyardError,
+    InvalidJobError,
     InvalidOptionError,
 )
-from ..base import Fetched, Lease, NewJob
+from ..base import Fetched, Finish, Lease, NewJob
+from ..flowparts import refusal as flow_refusal
 from ..redis.keys import validate_queue_name
 from ..sqlite import admin
 from ..sqlite.backend import SqliteBackend
 from ..sqlite.store import QueueStore
+from . import hotpath
 from .dialect import PgConn
+from .finishing import FastFinish, run_batch
 from .notify import Notifier
 from .schema import lock_key, migrate
 from .store import PgQueueStore
@@ -96,6 +101,14 @@ def refusal(exc: psycopg.Error, where: str) -> BackendRefusedError | None:
         state, BackendPermissionError if state == "42501" else BackendRefusedError
     )
     return cls(f"{where} refused dockyard: {_REFUSALS[state]} ({text})")
+
+
+def _nul_refused() -> InvalidJobError:
+    return InvalidJobError(
+        "PostgreSQL cannot store text holding a NUL character ('\\x00') in a job id, name, "
+        "log line or other text field (JSON data escapes it and is fine); remove it. Nothing "
+        "was written."
+    )
 
 
 class PostgresBackend(SqliteBackend):
@@ -211,10 +224,12 @@ class PostgresBackend(SqliteBackend):
         except psycopg.Error as exc:
             raise self._failure(exc) from None
 
-    def _failure(self, exc: psycopg.Error) -> BackendError | BackendUnavailableError:
+    def _failure(self, exc: psycopg.Error) -> DockyardError:
         refused = refusal(exc, self._where)
         if refused is not None:
             return refused
+        if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+            return _nul_refused()
         raw = self._raw
         if isinstance(exc, psycopg.OperationalError) or raw is None or raw.closed:
             self._store = None  # reconnect at the next call
@@ -269,10 +284,57 @@ class PostgresBackend(SqliteBackend):
         try:
             return await asyncio.to_thread(run)
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+                raise _nul_refused() from None
             refused = refusal(exc, self._where)
             raise refused or BackendError(
                 f"adding in the caller's transaction failed: {str(exc).strip()}"
             ) from None
+
+    async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
+        def add_all(s: QueueStore, now: int) -> list[str]:
+            assert isinstance(s, PgQueueStore)
+            return hotpath.add_many(s, list(jobs), now)
+
+        ids: list[str] = await self._run(add_all, int(time.time() * 1000))
+        return ids
+
+    # -- finishing: grouped statements -----------------------------------------------------
+
+    async def finish(
+        self, result: Finish, next_lease: Lease | None, count: int = 1
+    ) -> Fetched | None:
+        if result.outcome != "completed" or self._closed:
+            return await super().finish(result, next_lease, count)
+
+        def slow(s: QueueStore, now: int) -> tuple[int, Any]:
+            return self._finish_in_store(s, now, result, next_lease, count)
+
+        item = FastFinish(result, next_lease, count, slow)
+        code, fetched = await self._run_batched(item, int(time.time() * 1000))
+        if code < 0:
+            raise flow_refusal(code, result.job_id, "move to completed", fetched or 0)
+        if fetched is None or next_lease is None:
+            return None
+        rows, ttl, due = fetched
+        return self._fetched(rows, ttl, due, next_lease.token)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._batch = self._batch, []
+        done = loop.run_in_executor(self._pool, self._in_thread, run_batch, True, (batch,))
+
+        def settle(outcome: asyncio.Future[list[Any]]) -> None:
+            error = outcome.exception()
+            results = [error] * len(batch) if error is not None else outcome.result()
+            for (_, _, future), value in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(value, BaseException):
+                    future.set_exception(value)
+                else:
+                    future.set_result(value)
+
+        done.add_done_callback(settle)
 
     # -- what differs from SQLite --------------------------------------------------------------
 

@@ -18,11 +18,13 @@ The connection may be synchronous (our own, in the backend's thread) or a caller
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import tuple_row
 
 #: The store's tables and their primary keys (for INSERT OR REPLACE).
@@ -82,6 +84,45 @@ class _Rows:
         return iter(self._rows)
 
 
+class _LazyRows(_Rows):
+    """Rows of a statement queued in a pipeline: read (one round trip for everything
+    queued so far) only when the caller looks at them, so statements whose result nobody
+    reads (events, savepoints, most UPDATEs) cost no round trip of their own."""
+
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self._cur = cur
+        self._pipe = pipe
+        self._rows: list[tuple[Any, ...]] | None = None  # type: ignore[assignment]
+
+    def _load(self) -> list[tuple[Any, ...]]:
+        rows = self._rows
+        if rows is None:
+            cur = self._cur
+            if cur.pgresult is None:
+                self._pipe.sync()
+            rows = self._rows = cur.fetchall() if cur.description is not None else []
+            self.rowcount = cur.rowcount
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self._load()
+        return rows[0] if rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._load()
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._load())
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "rowcount":
+            self._load()
+            return self.rowcount
+        raise AttributeError(name)
+
+
 class PgConn:
     """A DB-API-like face of one psycopg connection for the shared transitions."""
 
@@ -99,6 +140,8 @@ class PgConn:
         #: No server-side prepared statements on a caller's connection (a pooler may
         #: hand it to another session); psycopg's default (prepare when reused) on ours.
         self._prepare: bool | None = False if caller_tx else None
+        self._pipe_cm: Any = None
+        self._pipe: psycopg.Pipeline | None = None
         self.schema = schema
         self._cache = cache
         self._loop = loop
@@ -115,6 +158,10 @@ class PgConn:
         conn = self.raw
         if isinstance(conn, psycopg.AsyncConnection):
             return self._rows(_run_async(conn, sql, params, self._prepare))
+        if self._pipe is not None:
+            cur = conn.cursor(row_factory=tuple_row)
+            cur.execute(sql, params or None, prepare=self._prepare)
+            return _LazyRows(cur, self._pipe)
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql, params or None, prepare=self._prepare)
             rows = cur.fetchall() if cur.description is not None else []
@@ -129,9 +176,49 @@ class PgConn:
         conn = self.raw
         if isinstance(conn, psycopg.AsyncConnection):
             return self._rows(_run_many_async(conn, sql, seq))
+        if self._pipe is not None:
+            cur = conn.cursor(row_factory=tuple_row)
+            cur.executemany(sql, seq)
+            return _LazyRows(cur, self._pipe)
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.executemany(sql, seq)
             return _Rows([], cur.rowcount)
+
+    def begin(self, *statements: str) -> None:
+        """Open a transaction in pipeline mode (our own connection only): the statements
+        and everything until :meth:`end` go out without waiting for each reply."""
+        conn = self.raw
+        assert isinstance(conn, psycopg.Connection)
+        self._pipe_cm = conn.pipeline()
+        self._pipe = self._pipe_cm.__enter__()
+        for sql in ("BEGIN", *statements):
+            conn.cursor().execute(sql.encode())
+
+    def end(self, commit: bool, *statements: str) -> None:
+        """Run the statements and COMMIT (one round trip for all that was queued), or
+        ROLLBACK; leaves pipeline mode."""
+        conn = self.raw
+        assert isinstance(conn, psycopg.Connection)
+        cm, self._pipe_cm, self._pipe = self._pipe_cm, None, None
+        if commit:
+            try:
+                for sql in (*statements, "COMMIT"):
+                    conn.cursor().execute(sql.encode())
+                cm.__exit__(None, None, None)
+            except BaseException:
+                self._rollback()
+                raise
+            return
+        with contextlib.suppress(psycopg.Error):
+            cm.__exit__(None, None, None)
+        self._rollback()
+
+    def _rollback(self) -> None:
+        """Out of a failed transaction (a statement of it failed, or the COMMIT did)."""
+        conn = self.raw
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(b"ROLLBACK")
 
     def run_plain(self, sql: str) -> None:
         """Run SQL text as it is (several statements allowed, no parameters)."""

@@ -13,9 +13,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
+from ..base import Lease, NewJob
 from ..sqlite.store import QueueStore
+from . import hotpath
 from .dialect import PgConn
 from .schema import lock_key
 
@@ -30,6 +32,7 @@ class PgQueueStore(QueueStore):
         self.pg = cast(PgConn, conn)
         #: On a caller's connection (``connection=``): their transaction, no lock taken.
         self.caller_tx = self.pg.caller_tx
+        self._claim_sql: str | None = None
         super().__init__(conn, prefix, name)
         if not self.caller_tx:
             self.ensure_counter()
@@ -47,13 +50,13 @@ class PgQueueStore(QueueStore):
     def tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction under the schema's lock, notifying listeners on commit."""
         pg = self.pg
-        pg.run_plain(f"BEGIN; SELECT pg_advisory_xact_lock({lock_key(pg.schema)})")
+        pg.begin(f"SELECT pg_advisory_xact_lock({lock_key(pg.schema)})")
         try:
             yield self.conn
         except BaseException:
-            pg.run_plain("ROLLBACK")
+            pg.end(False)
             raise
-        pg.run_plain(f"{self._notify}; COMMIT")
+        pg.end(True, self._notify)
 
     def notify_in_tx(self) -> None:
         """NOTIFY from the caller's transaction (delivered when it commits)."""
@@ -91,7 +94,22 @@ class PgQueueStore(QueueStore):
             "SELECT setval(?::regclass, 1, false)", (f'"{self.pg.schema}".jid_{self.qid}',)
         )
 
-    def emit(self, now: int, name: str, fields: dict[str, str] | None = None) -> None:
-        if self.caller_tx:  # no trimming in a caller's transaction: it would lock old rows
-            self._events_since_trim = -(2**62)
-        super().emit(now, name, fields)
+    @property
+    def claim_sql(self) -> str:
+        sql = self._claim_sql
+        if sql is None:
+            sql = self._claim_sql = hotpath.claim_sql(self.pg.schema)
+        return sql
+
+    def fetch(self, now: int, lease: Lease, count: int) -> tuple[list[Any], int, int]:
+        return hotpath.fetch(self, now, lease, count)
+
+    def add(self, job: NewJob, now: int) -> str:
+        return hotpath.add(self, job, now)
+
+    def release_dedup_if_any(self, job_id: str) -> None:
+        hotpath.release_dedup_if_any(self, job_id)
+
+    def note_events(self, n: int) -> None:
+        if not self.caller_tx:  # no trimming in a caller's transaction: it locks old rows
+            super().note_events(n)

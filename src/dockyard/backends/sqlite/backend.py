@@ -425,6 +425,46 @@ class SqliteBackend(SqliteAdmin):
         self._interrupted = True
         self._notifier.wake_all(asyncio.get_running_loop())
 
+    @staticmethod
+    def _finish_in_store(
+        s: QueueStore, now: int, result: Finish, next_lease: Lease | None, count: int
+    ) -> tuple[int, Any]:
+        """One finish (and fetch of the next jobs) in the caller's transaction: (code, the
+        fetch's rows or, for -4, the number of pending children)."""
+        outcome = result.outcome
+        if outcome in ("completed", "failed"):
+            code = s.finish(
+                result.job_id,
+                result.token,
+                now,
+                outcome == "completed",
+                result.value,
+                result.stacktrace,
+                result.keep_count,
+                result.keep_age,
+                result.attempts,
+                result.metrics,
+            )
+        elif outcome in ("retry", "release"):
+            release = outcome == "release"
+            code = s.retry(
+                result.job_id, result.token, now, True if release else result.lifo,
+                result.value, result.stacktrace, not release,
+            )  # fmt: skip
+        else:
+            code = s.move_to_delayed(
+                result.job_id, result.token, now, result.delay_ms, result.value,
+                result.stacktrace, result.count_attempt,
+            )  # fmt: skip
+        fetched = None
+        if code == -4:  # the refusal says how many children are pending
+            return code, pending_count(s, result.job_id)
+        if code == 0 and next_lease is not None:
+            fetched = s.fetch(now, next_lease, count)
+        if code == 0 and outcome in ("completed", "failed") and not (fetched and fetched[0]):
+            s.drained(now)
+        return code, fetched
+
     async def finish(
         self, result: Finish, next_lease: Lease | None, count: int = 1
     ) -> Fetched | None:
@@ -433,38 +473,7 @@ class SqliteBackend(SqliteAdmin):
             raise ValueError(f"unknown outcome {outcome!r}")
 
         def run(s: QueueStore, now: int) -> tuple[int, Any]:
-            if outcome in ("completed", "failed"):
-                code = s.finish(
-                    result.job_id,
-                    result.token,
-                    now,
-                    outcome == "completed",
-                    result.value,
-                    result.stacktrace,
-                    result.keep_count,
-                    result.keep_age,
-                    result.attempts,
-                    result.metrics,
-                )
-            elif outcome in ("retry", "release"):
-                release = outcome == "release"
-                code = s.retry(
-                    result.job_id, result.token, now, True if release else result.lifo,
-                    result.value, result.stacktrace, not release,
-                )  # fmt: skip
-            else:
-                code = s.move_to_delayed(
-                    result.job_id, result.token, now, result.delay_ms, result.value,
-                    result.stacktrace, result.count_attempt,
-                )  # fmt: skip
-            fetched = None
-            if code == -4:  # the refusal says how many children are pending
-                return code, pending_count(s, result.job_id)
-            if code == 0 and next_lease is not None:
-                fetched = s.fetch(now, next_lease, count)
-            if code == 0 and outcome in ("completed", "failed") and not (fetched and fetched[0]):
-                s.drained(now)
-            return code, fetched
+            return self._finish_in_store(s, now, result, next_lease, count)
 
         code, fetched = await self._run_batched(run, _now())
         if code < 0:

@@ -106,7 +106,11 @@ class QueueStore(DedupAndMetrics):
             "INSERT INTO events (qid, ms, name, fields) VALUES (?, ?, ?, ?)",
             (self.qid, now, name, None if fields is None else json.dumps(fields)),
         )
-        self._events_since_trim += 1
+        self.note_events(1)
+
+    def note_events(self, n: int) -> None:
+        """``n`` events were written: trim the stream to its cap now and then."""
+        self._events_since_trim += n
         if self._events_since_trim >= self._trim_every:
             self._events_since_trim = 0
             cap = self.max_events()

@@ -1,0 +1,188 @@
+"""The hot path of the PostgreSQL store in as few round trips as the common case allows.
+
+The shared transitions read one answer per statement; over a network each read is a
+round trip. Here the common cases are single statements whose answers arrive together:
+
+- ``add`` of a plain job (no custom id, deduplication, delay or priority): one read for
+  its id, order and the queue's pause flag; the INSERT and events follow unread.
+- ``fetch``: one claim statement (``FOR UPDATE SKIP LOCKED``, several jobs at once), guarded
+  so that it claims only when no pause, limit, global concurrency or due delayed job
+  needs the shared path, sent with a status read in the same round trip.
+- on finish, releasing a job's deduplication key is a statement nobody waits for.
+
+Anything else falls back to the shared code, which stays the reference behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..base import Lease, NewJob
+from ..sqlite.schedulers import advance_fetched
+from ..sqlite.store import JOB_COLUMNS, QueueStore
+
+if TYPE_CHECKING:
+    from .store import PgQueueStore
+
+_J_COLUMNS = ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))
+
+
+def claim_sql(schema: str) -> str:
+    """The guarded claim of up to N waiting jobs for several leases at once (the n-th job
+    gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, and
+    their ``active`` events."""
+    return (
+        "WITH q AS (SELECT paused = 0 AND concurrency IS NULL AND rate_max IS NULL AND NOT "
+        "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND score <= ?) AS fast "
+        "FROM queues WHERE qid = ?), "
+        "picked AS (SELECT j.id, j.score FROM jobs j, q WHERE q.fast AND j.qid = ? AND "
+        "j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
+        "numbered AS (SELECT id, row_number() OVER (ORDER BY score) AS n FROM picked), "
+        "taken AS (UPDATE jobs j SET state = 'active', "
+        f"score = nextval('\"{schema}\".job_seq'), lock_token = (?::text[])[p.n], "
+        "lock_until = (?::bigint[])[p.n], processed_on = ?, "
+        "pb = coalesce((?::text[])[p.n], j.pb), ats = j.ats + 1 FROM numbered p "
+        f"WHERE j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
+        "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, 'active', "
+        "json_build_object('jobId', id, 'prev', 'waiting')::text FROM taken) "
+        "SELECT * FROM taken"
+    )
+
+
+_STATUS = (
+    "SELECT paused, concurrency, rate_max, "
+    "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'prioritized'), "
+    "(SELECT min(score) FROM jobs WHERE qid = ? AND state = 'delayed') "
+    "FROM queues WHERE qid = ?"
+)
+
+Taken = tuple[list[Any], int, int]
+
+
+def fetch(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken:
+    """moveToActive in one round trip when it can; see the module docstring."""
+    return fetch_many(s, now, [(lease, count)])[0]
+
+
+def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> list[Taken]:
+    """Fetch for several leases at once: one claim statement for all of them."""
+    if any(lease.limit_max is not None or count <= 0 for lease, count in wants):
+        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    qid = s.qid
+    tokens: list[str | None] = []
+    until: list[int] = []
+    names: list[str | None] = []
+    for lease, count in wants:
+        tokens += [None if lease.token == "0" else lease.token] * count
+        until += [now + lease.lock_ms] * count
+        names += [lease.worker_name or None] * count
+    due_score = (now + 1) * 4096 - 1
+    claimed = s.conn.execute(
+        s.claim_sql,
+        (qid, due_score, qid, qid, len(tokens), tokens, until, now, names, qid, qid, now),
+    )
+    status = s.conn.execute(_STATUS, (qid, qid, qid)).fetchone()
+    paused, concurrency, rate_max, prioritized, delayed = status
+    taken = sorted(claimed.fetchall())
+    if (
+        paused
+        or concurrency is not None
+        or rate_max is not None
+        or (not taken and delayed is not None and delayed <= due_score)
+    ):  # the guard claimed nothing: the shared path applies limits and promotes
+        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    s.note_events(len(taken))
+    advance_fetched(s, [row[1] for row in taken], now)
+    out: list[Taken] = []
+    first = 1
+    for lease, count in wants:
+        rows = [row[1:] for row in taken if first <= row[0] < first + count]
+        first += count
+        if len(rows) < count and prioritized:
+            more, ttl, due = QueueStore.fetch(s, now, lease, count - len(rows))
+            if not rows:
+                out.append((more, ttl, due))
+                continue
+            rows += more
+        if not rows:
+            out.append(([], 0, 0 if delayed is None else int(delayed) // 4096))
+        else:
+            out.append((rows, 0, 0))
+    return out
+
+
+def add(s: PgQueueStore, job: NewJob, now: int) -> str:
+    """addJob of a plain job (see the module docstring); others take the shared path."""
+    if job.job_id or job.dedup is not None or job.delay > 0 or job.priority > 0:
+        return QueueStore.add(s, job, now)
+    schema = s.pg.schema
+    job_id, seq, paused = s.conn.execute(
+        f"SELECT nextval('\"{schema}\".jid_{s.qid}'), nextval('\"{schema}\".job_seq'), paused "
+        "FROM queues WHERE qid = ?",
+        (s.qid,),
+    ).fetchone()
+    job_id = str(job_id)
+    s.conn.execute(
+        "INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, "
+        "score) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+        (s.qid, job_id, job.name, job.data, job.opts, job.timestamp,
+         "paused" if paused else "wait", -seq if job.lifo else seq),
+    )  # fmt: skip
+    s.emit(now, "added", {"jobId": job_id, "name": job.name})
+    s.emit(now, "waiting", {"jobId": job_id})
+    return job_id
+
+
+def _plain(job: NewJob) -> bool:
+    return not (job.job_id or job.dedup is not None or job.delay > 0 or job.priority > 0)
+
+
+def add_many(s: PgQueueStore, jobs: list[NewJob], now: int) -> list[str]:
+    """addBulk: plain jobs in three statements whatever their number (one read: their
+    ids, order and the pause flag); a bulk with any other job goes one by one."""
+    if len(jobs) < 2 or not all(_plain(job) for job in jobs):
+        return [s.add(job, now) for job in jobs]
+    schema, qid = s.pg.schema, s.qid
+    numbers = s.conn.execute(
+        f"SELECT nextval('\"{schema}\".jid_{qid}'), nextval('\"{schema}\".job_seq'), "
+        "(SELECT paused FROM queues WHERE qid = ?) FROM generate_series(1, ?)",
+        (qid, len(jobs)),
+    ).fetchall()
+    ids = sorted(int(r[0]) for r in numbers)
+    seqs = sorted(int(r[1]) for r in numbers)
+    state = "paused" if numbers[0][2] else "wait"
+    s.conn.execute(
+        "INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, score) "
+        "SELECT ?, id, name, data, opts, ts, 0, 0, ?, score FROM unnest(?::text[], ?::text[], "
+        "?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS t(id, name, data, opts, ts, score)",
+        (
+            qid, state, [str(i) for i in ids], [j.name for j in jobs], [j.data for j in jobs],
+            [j.opts for j in jobs], [j.timestamp for j in jobs],
+            [-q if j.lifo else q for j, q in zip(jobs, seqs, strict=True)],
+        ),
+    )  # fmt: skip
+    names: list[str] = []
+    fields: list[str] = []
+    for job_id, job in zip(ids, jobs, strict=True):
+        names += ["added", "waiting"]
+        fields += [
+            json.dumps({"jobId": str(job_id), "name": job.name}),
+            json.dumps({"jobId": str(job_id)}),
+        ]
+    s.conn.execute(
+        "INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, n, f FROM unnest(?::text[], "
+        "?::text[]) WITH ORDINALITY AS t(n, f, o) ORDER BY o",
+        (qid, now, names, fields),
+    )
+    s.note_events(len(names))
+    return [str(i) for i in ids]
+
+
+def release_dedup_if_any(s: PgQueueStore, job_id: str) -> None:
+    """On finish: drop the job's untimed deduplication key, without waiting for a reply."""
+    s.conn.execute(
+        "DELETE FROM dedup WHERE qid = ? AND job_id = ? AND expires IS NULL AND id = "
+        "(SELECT deid FROM jobs WHERE qid = ? AND id = ?)",
+        (s.qid, job_id, s.qid, job_id),
+    )
