@@ -17,8 +17,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dockyard import Job, Queue, Worker  # noqa: E402
-from tests.pgserver import PostgresServer  # noqa: E402
+from tests.pgserver import PostgresServer
+
+from dockyard import Job, Queue, Worker
 
 
 async def noop(job: Job) -> None:
