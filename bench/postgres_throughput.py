@@ -1,6 +1,7 @@
 """Throughput of the postgresql:// backend on a private server: enqueue N jobs with
 add_bulk, then one worker process at concurrency 50 runs them (no-op async handler), as
-issue 15's figure (10,000 jobs). Prints jobs/s and round trips per job.
+issue 15's figure (10,000 jobs). Prints jobs/s and transactions per job, then the
+latency from add() to the handler starting with an idle worker.
 
 Usage: ``python bench/postgres_throughput.py [N]`` (default 10,000). Needs PostgreSQL's
 server binaries (``make postgres``); starts and stops its own server.
@@ -24,6 +25,33 @@ from dockyard import Job, Queue, Worker
 
 async def noop(job: Job) -> None:
     return None
+
+
+async def latency(url: str, queue: Queue, n: int = 200) -> None:
+    """p50/p99 from add() to the handler starting, one job at a time, worker idle."""
+    started: asyncio.Queue[float] = asyncio.Queue()
+
+    async def stamp(job: Job) -> None:
+        started.put_nowait(time.perf_counter())
+
+    worker = Worker("lat", stamp, url=url, concurrency=1)
+    runner = asyncio.create_task(worker.run(handle_signals=False))
+    async with Queue("lat", url=url) as lat:
+        await lat.add("warm", {})
+        await started.get()
+        took: list[float] = []
+        for _ in range(n):
+            await asyncio.sleep(0.01)  # let the worker go idle (LISTEN)
+            t0 = time.perf_counter()
+            await lat.add("x", {})
+            took.append((await started.get()) - t0)
+    await worker.close()
+    await runner
+    took.sort()
+    print(
+        f"enqueue -> start, idle worker: p50 {took[n // 2] * 1000:.2f} ms, "
+        f"p99 {took[int(n * 0.99)] * 1000:.2f} ms"
+    )
 
 
 def _calls(server: PostgresServer) -> int:
@@ -60,6 +88,7 @@ async def main(n: int) -> None:
             txs = _calls(server) - before
             print(f"process (1 worker process, concurrency 50): {n / took:,.0f} jobs/s")
             print(f"transactions per job (all connections): {txs / n:.2f}")
+        await latency(url, queue)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,17 @@ def test_a_schema_is_taken_only_as_a_plain_identifier(schema: str) -> None:
     else:
         with pytest.raises(InvalidOptionError):
             parse_url(url)
+
+
+async def test_text_holding_nul_reads_back_as_written(postgres_url: str) -> None:
+    async with Queue("q", url=postgres_url) as queue:
+        job = await queue.add("a\x00b", {"text": "x\x00y"}, job_id="j\x00")
+        marked = await queue.add("\x01name", {})
+        await job.log("line\x00two")
+        assert await queue.get_job_logs(job.id) == ["line\x00two"]
+        stored = await queue.get_job("j\x00")
+        assert stored is not None and stored.name == "a\x00b"
+        assert stored.data == {"text": "x\x00y"}
+        again = await queue.get_job(marked.id)
+        assert again is not None and again.name == "\x01name"
+        assert await queue.get_job("j") is None

@@ -39,7 +39,7 @@ from ..sqlite import admin
 from ..sqlite.backend import SqliteBackend
 from ..sqlite.store import QueueStore
 from . import hotpath
-from .dialect import PgConn
+from .dialect import PgConn, Rows
 from .finishing import FastFinish, run_batch
 from .notify import Notifier
 from .schema import lock_key, migrate
@@ -103,11 +103,14 @@ def refusal(exc: psycopg.Error, where: str) -> BackendRefusedError | None:
     return cls(f"{where} refused dockyard: {_REFUSALS[state]} ({text})")
 
 
+def _fetch(s: QueueStore, now: int, lease: Lease, count: int) -> Any:
+    """The store's own fetch (PostgreSQL's claim), not QueueStore's."""
+    return s.fetch(now, lease, count)
+
+
 def _nul_refused() -> InvalidJobError:
     return InvalidJobError(
-        "PostgreSQL cannot store text holding a NUL character ('\\x00') in a job id, name, "
-        "log line or other text field (JSON data escapes it and is fine); remove it. Nothing "
-        "was written."
+        "PostgreSQL refused text holding a NUL character ('\\x00'); remove it. Nothing was written."
     )
 
 
@@ -219,7 +222,9 @@ class PostgresBackend(SqliteBackend):
                 self._named = self._worker_name
             if write:
                 with store.tx():
-                    return fn(store, *args)
+                    out = fn(store, *args)
+                # A result read only now: its statement's reply came with the COMMIT's.
+                return out.fetchall() if isinstance(out, Rows) else out
             return fn(store, *args)
         except psycopg.Error as exc:
             raise self._failure(exc) from None
@@ -290,6 +295,10 @@ class PostgresBackend(SqliteBackend):
             raise refused or BackendError(
                 f"adding in the caller's transaction failed: {str(exc).strip()}"
             ) from None
+
+    async def add(self, job: NewJob) -> str:
+        found = await self._run(hotpath.add_rows, job, int(time.time() * 1000))
+        return found if isinstance(found, str) else str(found[0][0])
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         def add_all(s: QueueStore, now: int) -> list[str]:
@@ -362,12 +371,18 @@ class PostgresBackend(SqliteBackend):
     async def fetch(self, lease: Lease, count: int) -> Fetched:
         if lease.worker_name:
             self._worker_name = lease.worker_name
-        return await super().fetch(lease, count)
+        rows, ttl, due = await self._run(_fetch, int(time.time() * 1000), lease, count)
+        return self._fetched(rows, ttl, due, lease.token)
 
     async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
         if worker_name:
             self._worker_name = worker_name
         return await super().wait_for_work(timeout, worker_name)
+
+    @staticmethod
+    def _look(s: QueueStore) -> tuple[bool, int]:
+        row = s.conn.execute(hotpath.LOOK, (s.qid, s.qid, s.qid)).fetchone()
+        return bool(row[0]), 0 if row[1] is None else int(row[1]) // 4096
 
     async def get_workers(self) -> list[dict[str, str]]:
         def read(s: QueueStore) -> list[dict[str, str]]:

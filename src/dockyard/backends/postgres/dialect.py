@@ -11,6 +11,11 @@ them on a psycopg connection, translating each statement once (then cached):
   ``ON CONFLICT (primary key) DO UPDATE`` of the columns given;
 - ``LIMIT -1`` (SQLite's "no limit") becomes ``LIMIT ALL``, and ``LIMIT ?`` accepts -1.
 
+Text holding NUL (which PostgreSQL's text cannot) is stored as ``\x01`` + its JSON
+(as is text starting with ``\x01``, so the encoding is reversible and deterministic):
+parameters are encoded and rows decoded here, so a job name or log line with NUL reads
+back as it was written, and an id with NUL matches itself.
+
 The connection may be synchronous (our own, in the backend's thread) or a caller's
 ``psycopg.AsyncConnection``, driven from that thread on the caller's event loop.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -65,7 +71,40 @@ def translate(sql: str, schema: str) -> str:
     return sql
 
 
-class _Rows:
+_MARK = "\x01"
+
+
+def _needs(text: str) -> bool:
+    return "\x00" in text or text[:1] == _MARK
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, str):
+        return _MARK + json.dumps(value) if _needs(value) else value
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def encode_params(params: Sequence[Any]) -> Sequence[Any]:
+    """The parameters with NUL-holding text encoded (see the module docstring)."""
+    for value in params:
+        if (isinstance(value, str) and _needs(value)) or isinstance(value, list):
+            return [_encode(v) for v in params]
+    return params
+
+
+def decode_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows with encoded text decoded (see the module docstring)."""
+    for i, row in enumerate(rows):
+        if any(isinstance(c, str) and c[:1] == _MARK for c in row):
+            rows[i] = tuple(
+                json.loads(c[1:]) if isinstance(c, str) and c[:1] == _MARK else c for c in row
+            )
+    return rows
+
+
+class Rows:
     """What the shared code reads of a cursor: fetchone, fetchall, iteration, rowcount."""
 
     __slots__ = ("_rows", "rowcount")
@@ -84,7 +123,7 @@ class _Rows:
         return iter(self._rows)
 
 
-class _LazyRows(_Rows):
+class _LazyRows(Rows):
     """Rows of a statement queued in a pipeline: read (one round trip for everything
     queued so far) only when the caller looks at them, so statements whose result nobody
     reads (events, savepoints, most UPDATEs) cost no round trip of their own."""
@@ -102,7 +141,7 @@ class _LazyRows(_Rows):
             cur = self._cur
             if cur.pgresult is None:
                 self._pipe.sync()
-            rows = self._rows = cur.fetchall() if cur.description is not None else []
+            rows = self._rows = decode_rows(cur.fetchall()) if cur.description is not None else []
             self.rowcount = cur.rowcount
         return rows
 
@@ -152,9 +191,10 @@ class PgConn:
             found = self._cache[text] = translate(text, self.schema)
         return found
 
-    def execute(self, text: str, params: Sequence[Any] = ()) -> _Rows:
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Rows:
         """Run one statement (``?`` parameters) and read all its rows."""
         sql = self.sql(text) if params or "?" in text else self.sql(text).replace("%%", "%")
+        params = encode_params(params)
         conn = self.raw
         if isinstance(conn, psycopg.AsyncConnection):
             return self._rows(_run_async(conn, sql, params, self._prepare))
@@ -164,14 +204,14 @@ class PgConn:
             return _LazyRows(cur, self._pipe)
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql, params or None, prepare=self._prepare)
-            rows = cur.fetchall() if cur.description is not None else []
-            return _Rows(rows, cur.rowcount)
+            rows = decode_rows(cur.fetchall()) if cur.description is not None else []
+            return Rows(rows, cur.rowcount)
 
-    def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> _Rows:
+    def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> Rows:
         """Run one statement for each parameter row (pipelined by psycopg)."""
-        seq = list(seq)
+        seq = [encode_params(row) for row in seq]
         if not seq:
-            return _Rows([], 0)
+            return Rows([], 0)
         sql = self.sql(text)
         conn = self.raw
         if isinstance(conn, psycopg.AsyncConnection):
@@ -182,7 +222,7 @@ class PgConn:
             return _LazyRows(cur, self._pipe)
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.executemany(sql, seq)
-            return _Rows([], cur.rowcount)
+            return Rows([], cur.rowcount)
 
     def begin(self, *statements: str) -> None:
         """Open a transaction in pipeline mode (our own connection only): the statements
@@ -228,8 +268,8 @@ class PgConn:
             return
         conn.execute(sql.encode())
 
-    def _rows(self, coro: Any) -> _Rows:
-        rows: _Rows = self._await(coro)
+    def _rows(self, coro: Any) -> Rows:
+        rows: Rows = self._await(coro)
         return rows
 
     def _await(self, coro: Any) -> Any:
@@ -242,16 +282,16 @@ class PgConn:
 
 async def _run_async(
     conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any], prepare: bool | None
-) -> _Rows:
+) -> Rows:
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(sql, params or None, prepare=prepare)
-        rows = await cur.fetchall() if cur.description is not None else []
-        return _Rows(rows, cur.rowcount)
+        rows = decode_rows(await cur.fetchall()) if cur.description is not None else []
+        return Rows(rows, cur.rowcount)
 
 
 async def _run_many_async(
     conn: psycopg.AsyncConnection[Any], sql: str, seq: Sequence[Sequence[Any]]
-) -> _Rows:
+) -> Rows:
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.executemany(sql, seq)
-        return _Rows([], cur.rowcount)
+        return Rows([], cur.rowcount)

@@ -57,6 +57,13 @@ _STATUS = (
     "FROM queues WHERE qid = ?"
 )
 
+#: For an idle worker, in one read: (a job is ready, the earliest delayed score).
+LOOK = (
+    "SELECT paused = 0 AND EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state IN ('wait', "
+    "'prioritized')), (SELECT min(score) FROM jobs WHERE qid = ? AND state = 'delayed') "
+    "FROM queues WHERE qid = ?"
+)
+
 Taken = tuple[list[Any], int, int]
 
 
@@ -112,30 +119,52 @@ def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> lis
     return out
 
 
-def add(s: PgQueueStore, job: NewJob, now: int) -> str:
-    """addJob of a plain job (see the module docstring); others take the shared path."""
-    if job.job_id or job.dedup is not None or job.delay > 0 or job.priority > 0:
+def add_sql(schema: str, qid: int) -> str:
+    """addJob of a plain job in one statement: its id, order and the pause flag, the row
+    and its two events; returns the id."""
+    return (
+        f"WITH n AS (SELECT nextval('\"{schema}\".jid_{qid}')::text AS id, "
+        f"nextval('\"{schema}\".job_seq') AS seq, paused FROM queues WHERE qid = ?), "
+        "j AS (INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, "
+        "score) SELECT ?, n.id, ?, ?, ?, ?, 0, 0, CASE WHEN n.paused = 0 THEN 'wait' ELSE "
+        "'paused' END, CASE WHEN ?::boolean THEN -n.seq ELSE n.seq END FROM n), "
+        "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, v.name, v.fields FROM n, "
+        "LATERAL (VALUES (1, 'added', json_build_object('jobId', n.id, 'name', ?::text)::text), "
+        "(2, 'waiting', json_build_object('jobId', n.id)::text)) AS v(o, name, fields) "
+        "ORDER BY v.o) SELECT id FROM n"
+    )
+
+
+def add_rows(s: PgQueueStore, job: NewJob, now: int) -> Any:
+    """addJob: the rows holding the new id of a plain job (read after the commit: one
+    round trip in all), else the id itself from the shared path."""
+    if not _plain(job):
         return QueueStore.add(s, job, now)
-    schema = s.pg.schema
-    job_id, seq, paused = s.conn.execute(
-        f"SELECT nextval('\"{schema}\".jid_{s.qid}'), nextval('\"{schema}\".job_seq'), paused "
-        "FROM queues WHERE qid = ?",
-        (s.qid,),
-    ).fetchone()
-    job_id = str(job_id)
-    s.conn.execute(
-        "INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, "
-        "score) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
-        (s.qid, job_id, job.name, job.data, job.opts, job.timestamp,
-         "paused" if paused else "wait", -seq if job.lifo else seq),
+    s.note_events(2)
+    return s.conn.execute(
+        s.add_sql,
+        (s.qid, s.qid, job.name, job.data, job.opts, job.timestamp, job.lifo, s.qid, now,
+         job.name),
     )  # fmt: skip
-    s.emit(now, "added", {"jobId": job_id, "name": job.name})
-    s.emit(now, "waiting", {"jobId": job_id})
-    return job_id
+
+
+def add(s: PgQueueStore, job: NewJob, now: int) -> str:
+    """addJob (see :func:`add_rows`), its id."""
+    found = add_rows(s, job, now)
+    return found if isinstance(found, str) else str(found.fetchone()[0])
 
 
 def _plain(job: NewJob) -> bool:
-    return not (job.job_id or job.dedup is not None or job.delay > 0 or job.priority > 0)
+    """A job the one-statement add takes: no custom id, deduplication, delay or priority,
+    and a name that needs no encoding (its event is built in SQL)."""
+    return not (
+        job.job_id
+        or job.dedup is not None
+        or job.delay > 0
+        or job.priority > 0
+        or "\x00" in job.name
+        or job.name[:1] == "\x01"
+    )
 
 
 def add_many(s: PgQueueStore, jobs: list[NewJob], now: int) -> list[str]:

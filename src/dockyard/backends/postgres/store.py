@@ -33,6 +33,7 @@ class PgQueueStore(QueueStore):
         #: On a caller's connection (``connection=``): their transaction, no lock taken.
         self.caller_tx = self.pg.caller_tx
         self._claim_sql: str | None = None
+        self._add_sql: str | None = None
         super().__init__(conn, prefix, name)
         if not self.caller_tx:
             self.ensure_counter()
@@ -99,6 +100,13 @@ class PgQueueStore(QueueStore):
         sql = self._claim_sql
         if sql is None:
             sql = self._claim_sql = hotpath.claim_sql(self.pg.schema)
+        return sql
+
+    @property
+    def add_sql(self) -> str:
+        sql = self._add_sql
+        if sql is None:
+            sql = self._add_sql = hotpath.add_sql(self.pg.schema, self.qid)
         return sql
 
     def fetch(self, now: int, lease: Lease, count: int) -> tuple[list[Any], int, int]:

@@ -394,19 +394,21 @@ class SqliteBackend(SqliteAdmin):
         rows, ttl, due = await self._run(QueueStore.fetch, _now(), lease, count)
         return self._fetched(rows, ttl, due, lease.token)
 
+    @staticmethod
+    def _look(s: QueueStore) -> tuple[bool, int]:
+        """(a job is ready, when the next delayed one is due) for an idle worker."""
+        return s.has_ready(), s.next_due()
+
     async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-
-        def look(s: QueueStore) -> tuple[bool, int]:
-            return s.has_ready(), s.next_due()
 
         while True:
             if self._interrupted or self._closed:
                 self._interrupted = False
                 return None
             seen = self._notifier.version()
-            ready, due = await self._run(look, write=False)
+            ready, due = await self._run(self._look, write=False)
             if ready:
                 return None
             now = _now()
