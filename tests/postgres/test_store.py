@@ -148,3 +148,17 @@ async def test_text_holding_nul_reads_back_as_written(postgres_url: str) -> None
         again = await queue.get_job(marked.id)
         assert again is not None and again.name == "\x01name"
         assert await queue.get_job("j") is None
+
+
+async def test_locks_are_renewed_in_one_call_and_lost_ones_named(postgres_url: str) -> None:
+    from dockyard.backends.base import Lease
+
+    async with Queue("q", url=postgres_url) as queue:
+        await queue.add_bulk([("a", {}), ("b", {}), ("c", {})])
+        fetched = await queue.backend.fetch(Lease(token="t1", lock_ms=30_000), 2)
+        first, second = (job.id for job in fetched.jobs)
+        locks = {first: "t1", second: "wrong", "nope": "t1"}
+        lost = await queue.backend.extend_locks(locks, 60_000)
+        assert sorted(lost) == sorted([second, "nope"])
+        job = await queue.get_job(first)
+        assert job is not None and await job.get_state() == "active"

@@ -14,7 +14,7 @@ import asyncio
 import re
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -106,6 +106,11 @@ def refusal(exc: psycopg.Error, where: str) -> BackendRefusedError | None:
 def _fetch(s: QueueStore, now: int, lease: Lease, count: int) -> Any:
     """The store's own fetch (PostgreSQL's claim), not QueueStore's."""
     return s.fetch(now, lease, count)
+
+
+def _extend(s: QueueStore, locks: dict[str, str], lock_ms: int, now: int) -> Any:
+    """The store's own lock renewal (one statement on PostgreSQL)."""
+    return s.extend_locks(locks, lock_ms, now)
 
 
 def _nul_refused() -> InvalidJobError:
@@ -295,6 +300,10 @@ class PostgresBackend(SqliteBackend):
             raise refused or BackendError(
                 f"adding in the caller's transaction failed: {str(exc).strip()}"
             ) from None
+
+    async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
+        lost: list[str] = await self._run(_extend, dict(locks), lock_ms, int(time.time() * 1000))
+        return lost
 
     async def add(self, job: NewJob) -> str:
         found = await self._run(hotpath.add_rows, job, int(time.time() * 1000))

@@ -208,6 +208,21 @@ def add_many(s: PgQueueStore, jobs: list[NewJob], now: int) -> list[str]:
     return [str(i) for i in ids]
 
 
+def extend_locks(s: PgQueueStore, locks: dict[str, str], lock_ms: int, now: int) -> list[str]:
+    """Renew a worker's locks in one statement; the ids whose lock was lost."""
+    if not locks:
+        return []
+    ids = list(locks)
+    kept = s.conn.execute(
+        "UPDATE jobs j SET lock_until = ?, stalled = 0 FROM unnest(?::text[], ?::text[]) AS "
+        "v(id, token) WHERE j.qid = ? AND j.id = v.id AND j.lock_token = v.token AND "
+        "j.lock_until > ? RETURNING j.id",
+        (now + lock_ms, ids, [locks[i] for i in ids], s.qid, now),
+    ).fetchall()
+    renewed = {row[0] for row in kept}
+    return [job_id for job_id in ids if job_id not in renewed]
+
+
 def release_dedup_if_any(s: PgQueueStore, job_id: str) -> None:
     """On finish: drop the job's untimed deduplication key, without waiting for a reply."""
     s.conn.execute(

@@ -115,6 +115,9 @@ class PgQueueStore(QueueStore):
     def add(self, job: NewJob, now: int) -> str:
         return hotpath.add(self, job, now)
 
+    def extend_locks(self, locks: dict[str, str], lock_ms: int, now: int) -> list[str]:
+        return hotpath.extend_locks(self, locks, lock_ms, now)
+
     def release_dedup_if_any(self, job_id: str) -> None:
         hotpath.release_dedup_if_any(self, job_id)
 
