@@ -1,4 +1,4 @@
-"""Fixtures shared by every test tier: private redis-servers, never the machine's own."""
+"""Fixtures shared by every test tier: private redis-servers and PostgreSQL, not the machine's."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import redis
 from dockyard.devserver import RedisServer
 
 from .pgserver import PostgresServer
+from .rediscluster import RedisCluster
+
+# Timing is measured in bench/, never asserted in tests: no per-example deadline, which a
+# loaded 2-core machine would trip at random.
+settings.register_profile("dockyard", deadline=None)
+settings.load_profile("dockyard")
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +47,20 @@ def fresh_redis_server() -> Iterator[RedisServer]:
     """A private server of the test's own, durable (appendonly, fsync always), to kill at will."""
     with RedisServer(appendonly=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """One private 3-primary + 3-replica Redis Cluster for the whole run (started once)."""
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session cluster's ``redis+cluster://`` URL, every primary emptied first."""
+    redis_cluster.flush()
+    return redis_cluster.url()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from .backends import open_backend
+from .backends import open_backend, resolve_url
 from .errors import BackendRefusedError
 
 log = logging.getLogger("dockyard.worker")
@@ -36,7 +36,10 @@ async def startup_warnings(backend: Any, timeout: float = 5.0) -> list[str]:
 
 async def store_warnings(url: str | None, prefix: str = "bull") -> list[str]:
     """The warnings of the store at ``url`` (for ``dockyard stats``)."""
-    backend = open_backend(url, "probe", prefix=prefix, retry_for=3.0)
+    # On a Redis Cluster the probe is bound to a slot like any queue: a hash tag keeps a
+    # prefix without one from being refused (the check reads server settings, no keys).
+    cluster = resolve_url(url).split("://", 1)[0].lower().endswith("+cluster")
+    backend = open_backend(url, "{probe}" if cluster else "probe", prefix=prefix, retry_for=3.0)
     try:
         return await startup_warnings(backend)
     finally:

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 #: no server to run (field report #20).
 DEFAULT_URL = "sqlite:///dockyard.db"
 #: URL schemes served by the Redis backend.
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 #: URL schemes served by the PostgreSQL backend.
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -35,7 +43,7 @@ def display_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.scheme.lower().endswith("+sentinel"):
+    if parts.scheme.lower().endswith(("+sentinel", "+cluster")):
         return _display_sentinel_url(parts)
     if parts.password:
         user = parts.username or ""
@@ -52,8 +60,8 @@ def display_url(url: str) -> str:
 
 
 def _display_sentinel_url(parts: SplitResult) -> str:
-    """A Sentinel URL (several hosts, which urlsplit cannot read a port of) with its
-    password and any ``sentinel_password`` hidden."""
+    """A Sentinel or Cluster URL (several hosts, which urlsplit cannot read a port of)
+    with its password and any ``sentinel_password`` hidden."""
     userinfo, at, hosts = parts.netloc.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     netloc = f"{user}{':***' if colon else ''}{at}{hosts}"
@@ -84,14 +92,9 @@ def open_backend(
         return SqliteBackend(url, queue, prefix=prefix)
     if scheme in POSTGRES_SCHEMES:
         return _postgres()(url, queue, prefix=prefix, retry_for=retry_for)
-    if scheme == "redis+cluster":
-        raise NotSupportedError(
-            "the redis+cluster:// backend is not available in this version; use redis:// "
-            "(put a {hash tag} in the prefix to keep a queue in one cluster slot)"
-        )
     raise InvalidOptionError(
         f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
-        "redis+sentinel://host:26379/SERVICE, "
+        "redis+sentinel://host:26379/SERVICE, redis+cluster://host1:7000,host2:7001, "
         "sqlite:///path/to/jobs.db, postgresql://user:password@host/db or memory://"
     )
 

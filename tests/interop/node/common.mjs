@@ -3,6 +3,8 @@
 // Every script takes one JSON object, as its first command-line argument or on stdin:
 //   {"bullmq": "5" | "6", "redis": "redis://127.0.0.1:PORT", "queue": "name", "prefix": "bull", ...}
 // and writes one JSON object per line on stdout. Diagnostics go to stderr.
+// With "cluster": [["127.0.0.1", PORT], ...] the connection is an ioredis Cluster on those
+// seed nodes instead (then "redis" is only a label).
 
 const MODULES = { 5: 'bullmq5', 6: 'bullmq6' };
 
@@ -28,8 +30,17 @@ export async function loadBullmq(version) {
   return import(name);
 }
 
+import { createRequire } from 'node:module';
+
 /** Options shared by Queue, Worker and QueueEvents: connection and key prefix. */
 export function baseOptions(args) {
+  if (args.cluster) {
+    // ioredis is BullMQ's own client (installed with it, pinned by the lock file).
+    const { Cluster } = createRequire(import.meta.url)('ioredis');
+    const seeds = args.cluster.map(([host, port]) => ({ host, port }));
+    const redisOptions = { maxRetriesPerRequest: null };
+    return { connection: new Cluster(seeds, { redisOptions }), prefix: args.prefix };
+  }
   return { connection: { url: args.redis }, prefix: args.prefix };
 }
 

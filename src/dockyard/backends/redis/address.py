@@ -1,7 +1,8 @@
 """Where a Redis server is and how to reach it (TLS, login, database), parsed from a URL.
 
 ``redis://[user:pass@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path?db=N`` and
-``redis+sentinel://[user:pass@]h1:26379,h2:26379/SERVICE[/db]`` (``rediss+sentinel`` for TLS).
+``redis+sentinel://[user:pass@]h1:26379,h2:26379/SERVICE[/db]`` (``rediss+sentinel`` for TLS)
+and ``redis+cluster://[user:pass@]h1:7000,h2:7001`` (``rediss+cluster``: seed nodes of a Cluster).
 Options go in the query; an unknown or repeated one is refused, never ignored, so a typo
 cannot turn certificate checks off unnoticed. Each scheme has a parser in :data:`_SCHEMES`.
 """
@@ -28,6 +29,8 @@ SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 QUERY_OPTIONS = ("db", *TLS_OPTIONS, *SENTINEL_OPTIONS)
 #: The port of a sentinel named without one.
 SENTINEL_PORT = 26379
+#: The port of a cluster seed named without one.
+CLUSTER_PORT = 6379
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,15 @@ class SentinelOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    """A Redis Cluster: the seed nodes asked (in turn) for the slot map, and the one hash
+    slot this address is bound to (None until a queue binds it: see :mod:`.cluster`)."""
+
+    seeds: tuple[tuple[str, int], ...]
+    slot: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RedisAddress:
     """Where a Redis server is and how to log in; ``tls`` is None for a plain connection.
 
@@ -94,6 +106,7 @@ class RedisAddress:
     password: str | None = None
     tls: TlsOptions | None = None
     sentinel: SentinelOptions | None = None
+    cluster: ClusterOptions | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisAddress:
@@ -102,7 +115,7 @@ class RedisAddress:
         InvalidOptionError before a connection is tried."""
         try:
             parts = urlsplit(url)
-            if not parts.scheme.lower().endswith("+sentinel"):  # several hosts: parsed apart
+            if not parts.scheme.lower().endswith(("+sentinel", "+cluster")):  # several hosts
                 parts.port  # noqa: B018  # a bad port raises only when read
         except ValueError as exc:
             raise InvalidOptionError(f"{_safe(url)} is not a valid URL: {exc}") from None
@@ -110,7 +123,7 @@ class RedisAddress:
         if parser is None:
             raise InvalidOptionError(
                 f"unsupported Redis URL scheme {parts.scheme!r} in {_safe(url)}; "
-                "use redis://, rediss://, unix:// or redis+sentinel://"
+                "use redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
             )
         return parser(url, parts, _query(url, parts.query))
 
@@ -120,6 +133,11 @@ class RedisAddress:
         return self.username or "default"
 
     def __str__(self) -> str:
+        if self.cluster is not None:
+            scheme = "rediss+cluster" if self.tls else "redis+cluster"
+            hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.cluster.seeds)
+            slot = "" if self.cluster.slot is None else f" (slot {self.cluster.slot})"
+            return f"{scheme}://{hosts}{slot}"
         if self.sentinel is not None:
             scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
             hosts = ",".join(f"{_host(h)}:{p}" for h, p in self.sentinel.hosts)
@@ -269,7 +287,7 @@ def _sentinel(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddre
         )
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     user, has_password, password = userinfo.partition(":")
-    hosts = tuple(_sentinel_host(url, item) for item in hostlist.split(","))
+    hosts = tuple(_host_port(url, item, SENTINEL_PORT, "sentinel") for item in hostlist.split(","))
     segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
     if not segments or len(segments) > 2 or not segments[0]:
         raise InvalidOptionError(
@@ -295,8 +313,37 @@ def _sentinel(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddre
     )
 
 
-def _sentinel_host(url: str, item: str) -> tuple[str, int]:
-    """One ``host[:port]`` (``[v6]:port`` too) of a sentinel list."""
+def _cluster(url: str, parts: SplitResult, query: dict[str, str]) -> RedisAddress:
+    """``redis+cluster://[user:pass@]h1[:port],h2[:port]``: seed nodes, one login for all;
+    a cluster has only database 0, so none may be named."""
+    _no_sentinel_options(url, query)
+    tls = parts.scheme.lower() == "rediss+cluster"
+    given_tls = [name for name in TLS_OPTIONS if name in query]
+    if given_tls and not tls:
+        raise InvalidOptionError(
+            f"{', '.join(given_tls)} in {_safe(url)} only apply to TLS: use rediss+cluster://"
+        )
+    if parts.path.strip("/") or query.get("db", "0") != "0":
+        raise InvalidOptionError(
+            f"{_safe(url)} names a database, but Redis Cluster has only database 0; "
+            "drop it: redis+cluster://host1:7000,host2:7001"
+        )
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    seeds = tuple(_host_port(url, item, CLUSTER_PORT, "seed") for item in hostlist.split(","))
+    first_host, first_port = seeds[0]
+    return RedisAddress(
+        host=first_host,
+        port=first_port,
+        username=unquote(user) if user else None,
+        password=unquote(password) if has_password and password else ("" if user else None),
+        tls=_tls(url, query) if tls else None,
+        cluster=ClusterOptions(seeds=seeds),
+    )
+
+
+def _host_port(url: str, item: str, default_port: int, what: str) -> tuple[str, int]:
+    """One ``host[:port]`` (``[v6]:port`` too) of a sentinel or seed list."""
     if item.startswith("["):
         host, _, rest = item[1:].partition("]")
         port_text = rest.removeprefix(":") if rest.startswith(":") else ("" if not rest else "?")
@@ -304,13 +351,13 @@ def _sentinel_host(url: str, item: str) -> tuple[str, int]:
         host, _, port_text = item.partition(":")
     if not host:
         raise InvalidOptionError(
-            f"{_safe(url)} has an empty sentinel address; list them as host:port,host:port"
+            f"{_safe(url)} has an empty {what} address; list them as host:port,host:port"
         )
     if port_text and (
         not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536
     ):
-        raise InvalidOptionError(f"sentinel {item!r} in {_safe(url)} has a bad port")
-    return host, int(port_text) if port_text else SENTINEL_PORT
+        raise InvalidOptionError(f"{what} {item!r} in {_safe(url)} has a bad port")
+    return host, int(port_text) if port_text else default_port
 
 
 _Parser = Callable[[str, SplitResult, dict[str, str]], RedisAddress]
@@ -321,4 +368,6 @@ _SCHEMES: dict[str, _Parser] = {
     "unix": _unix,
     "redis+sentinel": _sentinel,
     "rediss+sentinel": _sentinel,
+    "redis+cluster": _cluster,
+    "rediss+cluster": _cluster,
 }

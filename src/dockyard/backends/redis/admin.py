@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -250,8 +251,22 @@ class RedisAdmin:
 
 
 async def list_queue_names(url: str, prefix: str) -> list[str]:
-    """Names of the queues under ``prefix`` in the Redis at ``url`` (by their ``meta``/``id``)."""
-    client = RedisClient(RedisAddress.from_url(url), retry_for=5.0)
+    """Names of the queues under ``prefix`` in the Redis at ``url`` (by their ``meta``/``id``);
+    on a cluster, those of every primary."""
+    address = RedisAddress.from_url(url)
+    if address.cluster is None:
+        return sorted(await _scan_queue_names(RedisClient(address, retry_for=5.0), prefix))
+    from .cluster import primaries
+
+    names: set[str] = set()
+    for node in await primaries(address, timeout=5.0):
+        plain = dataclasses.replace(node, cluster=None)  # SCAN this node, not a slot's owner
+        names |= await _scan_queue_names(RedisClient(plain, retry_for=5.0), prefix)
+    return sorted(names)
+
+
+async def _scan_queue_names(client: RedisClient, prefix: str) -> set[str]:
+    """The queue names one server holds under ``prefix``; closes ``client``."""
     names: set[str] = set()
     try:
         cursor = b"0"
@@ -268,4 +283,4 @@ async def list_queue_names(url: str, prefix: str) -> list[str]:
                 break
     finally:
         await client.close()
-    return sorted(names)
+    return names

@@ -20,6 +20,7 @@ from .health import server_warnings
 from .keys import QueueKeys, validate_queue_name
 from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
+from .slots import ClusterSlotError, bind_queue, queue_slot
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
 _ZSET_STATES = {
@@ -49,7 +50,8 @@ class RedisBackend(RedisAdmin):
         self.prefix = prefix
         self.keys = QueueKeys(prefix, queue)
         self._url = url
-        self.address = RedisAddress.from_url(url)
+        # On a cluster: bound to the queue's slot, or refused here, before any write.
+        self.address = bind_queue(RedisAddress.from_url(url), prefix, queue)
         self.client = RedisClient(self.address, retry_for=retry_for)
         self.scripts = QueueScripts(self.client, self.keys)
         self.flows = RedisFlows(self.client, self.keys)
@@ -102,7 +104,27 @@ class RedisBackend(RedisAdmin):
 
     # -- producers --------------------------------------------------------------------
 
+    def _check_dead_letter_slots(self, jobs: Sequence[NewJob]) -> None:
+        """On a cluster, a job's dead-letter queue must be keyable too (a hash tag), or its
+        copy would fail only when the job fails for good: refuse the add now."""
+        for job in jobs:
+            if '"dlq"' not in job.opts:
+                continue
+            name = json.loads(job.opts).get("dlq")
+            if not isinstance(name, str):
+                continue
+            try:
+                queue_slot(self.prefix, name)
+            except ClusterSlotError:
+                raise ClusterSlotError(
+                    f"dead_letter_queue {name!r} cannot live on the Redis Cluster under prefix "
+                    f"{self.prefix!r}: its keys would span slots; put a hash tag in its name "
+                    "(e.g. '{" + name + "}') or use prefix='{bull}'. Nothing was written"
+                ) from None
+
     async def add(self, job: NewJob) -> str:
+        if self.address.cluster is not None:
+            self._check_dead_letter_slots((job,))
         reply = await self._call(
             "add",
             self.scripts.add_job(
@@ -120,6 +142,8 @@ class RedisBackend(RedisAdmin):
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
+        if self.address.cluster is not None:
+            self._check_dead_letter_slots(jobs)
         batch = [
             (j.job_id, j.name, j.data, j.opts, j.timestamp, j.delay, j.priority, j.lifo, j.dedup)
             for j in jobs

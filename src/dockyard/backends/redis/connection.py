@@ -13,93 +13,42 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import hiredis
 
-from ...errors import (
-    BackendError,
-    BackendFullError,
-    BackendPermissionError,
-    BackendUnavailableError,
-    InvalidJobError,
-)
+from ...errors import BackendUnavailableError, InvalidJobError
 from .address import RedisAddress, TlsOptions
 from .health import check_version
-from .refusals import (
-    FAILOVER_REPLIES,
-    PERMISSION_REPLIES,
-    permission_error,
-    setup_refusal,
-    tls_refusal,
+from .refusals import FAILOVER_REPLIES, permission_error, setup_refusal, tls_refusal
+from .replies import (
+    ConnectionLost,
+    FailoverReply,
+    OutOfMemoryReply,
+    PermissionReply,
+    ReplyError,
+    checked,
 )
+from .slots import REDIRECT_REPLIES, ClusterRedirect
 
-__all__ = ["Connection", "ConnectionLost", "FailoverReply", "RedisAddress", "RedisClient",
-           "ReplyError", "TlsOptions", "checked"]  # fmt: skip
+__all__ = ["Connection", "ConnectionLost", "FailoverReply", "OutOfMemoryReply",
+           "PermissionReply", "RedisAddress", "RedisClient", "ReplyError", "TlsOptions",
+           "checked"]  # fmt: skip
 
 log = logging.getLogger("dockyard.redis")
 
 _pack = hiredis.pack_command
 
+#: Error replies a Sentinel- or Cluster-followed connection turns into exceptions that
+#: the client answers by sending the command again (none of them ran it).
+_FOLLOWED_REPLIES = FAILOVER_REPLIES + REDIRECT_REPLIES
 #: Write out at once when this much is buffered, not at the end of the loop turn. Redis
 #: reads 16 KB per turn of its own loop and replies after each read: it starts on the first
 #: commands while we still produce the rest, and a worker's finishes stay spread over
 #: several batches in flight instead of settling into one that Redis and Python take turns
 #: on (measured: 21-27k → 31-32k no-op jobs/s, bench/RESULTS.md).
 EAGER_WRITE_BYTES = 16 * 1024
-
-
-class ReplyError(BackendError):
-    """An error reply from the Redis server (``-ERR ...``); the message is the server's.
-
-    An ``OOM`` reply (the server is at ``maxmemory``) is built as :class:`OutOfMemoryReply`,
-    a :class:`~dockyard.errors.BackendFullError`, so callers can tell a full store apart;
-    an ACL refusal (``NOPERM``) as :class:`PermissionReply`, which is never retried.
-    """
-
-    def __new__(cls, *args: object) -> ReplyError:
-        if cls is ReplyError and args:
-            text = str(args[0])
-            if text.startswith("OOM"):
-                cls = OutOfMemoryReply
-            elif text.startswith(PERMISSION_REPLIES):
-                cls = PermissionReply
-        return super().__new__(cls, *args)
-
-
-class OutOfMemoryReply(ReplyError, BackendFullError):
-    """Redis refused a write because it is at ``maxmemory`` (policy ``noeviction``)."""
-
-    def __str__(self) -> str:
-        return (
-            "Redis is out of memory (maxmemory reached, nothing was written by the refused "
-            "command); free memory, raise maxmemory or remove finished jobs. The server said: "
-            + super().__str__()
-        )
-
-
-class PermissionReply(ReplyError, BackendPermissionError):
-    """An ACL refusal (NOPERM) as the server worded it; callers that know the command
-    raise :func:`~.refusals.permission_error` instead, which names what to grant."""
-
-
-class ConnectionLost(BackendUnavailableError):
-    """The socket closed before the reply came; the command may or may not have run."""
-
-
-class FailoverReply(ConnectionLost):
-    """A Sentinel-followed server answered READONLY, UNBLOCKED, LOADING, NOREPLICAS or
-    MASTERDOWN: it is not (or no longer) a writable primary and did not run the command;
-    the connection is dropped so the next use finds the primary again."""
-
-
-def checked(replies: Sequence[Any]) -> list[Any]:
-    """``replies`` as a list, raising the first error reply among them."""
-    for reply in replies:
-        if isinstance(reply, ReplyError):
-            raise reply
-    return list(replies)
 
 
 class _Protocol(asyncio.Protocol):
@@ -114,6 +63,12 @@ class _Protocol(asyncio.Protocol):
         #: FailoverReply and mark the connection stale (closed once its replies are in).
         self.follow_failover = False
         self.stale = False
+        #: The server this socket reaches (redirects are relative to it).
+        self.node: RedisAddress | None = None
+        #: Cluster: each pending command's arguments (None: not to be resent), and who
+        #: resends a redirected one; its caller's future is resolved by the resend.
+        self.commands: deque[Sequence[Any] | None] | None = None
+        self.on_redirect: Callable[[asyncio.Future[Any], Sequence[Any], Any], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -140,18 +95,34 @@ class _Protocol(asyncio.Protocol):
                     self.transport.close()
                 return
             fut = pending.popleft()
+            args = self.commands.popleft() if self.commands is not None else None
             if (
                 self.follow_failover
                 and isinstance(reply, ReplyError)
-                and str(reply).startswith(FAILOVER_REPLIES)
+                and str(reply).startswith(_FOLLOWED_REPLIES)
             ):
-                self.stale = True
-                if not fut.done():
-                    fut.set_exception(FailoverReply(f"Redis is not the primary now: {reply}"))
+                followed = self._followed(str(reply))
+                if fut.done():
+                    pass
+                elif args is not None and self.on_redirect is not None:
+                    self.on_redirect(fut, args, followed)
+                else:
+                    fut.set_exception(followed)
             elif not fut.done():
                 fut.set_result(reply)
             if self.stale and not pending and self.transport is not None:
                 self.transport.close()
+
+    def _followed(self, text: str) -> Exception:
+        """The exception for a failover or redirect reply; marks the connection stale
+        when its server no longer serves the command's keys."""
+        node = self.node
+        if node is not None and node.cluster is not None:  # READONLY etc. included
+            redirect = ClusterRedirect(text, node)
+            self.stale = self.stale or redirect.stale
+            return redirect
+        self.stale = True
+        return FailoverReply(f"Redis is not the primary now: {text}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         lost = ConnectionLost(f"connection to Redis lost: {exc or 'closed'}")
@@ -160,6 +131,8 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         self.lost = exc
+        if self.commands is not None:
+            self.commands.clear()
         while self.pending:
             fut = self.pending.popleft()
             if not fut.done():
@@ -200,6 +173,7 @@ class Connection:
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.address = address
+        protocol.node = address
 
     @classmethod
     async def open(
@@ -249,6 +223,8 @@ class Connection:
                     conn.close()
                     raise setup_refusal(reply, command, address)
         protocol.follow_failover = follow_failover
+        if address.cluster is not None:
+            protocol.commands = deque()
         return conn
 
     @property
@@ -257,8 +233,10 @@ class Connection:
         protocol = self._protocol
         return protocol.lost is not None or protocol.transport is None or protocol.stale
 
-    def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
+    def send(self, args: Sequence[Any], *, resend: bool = True) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (a ReplyError instance on error).
+        On a cluster a redirected command is sent again where it belongs (``resend``
+        False: the redirect is the future's exception instead).
 
         The command is encoded before its future joins the queue of pending replies: an
         argument that cannot be sent fails only this call (InvalidJobError), and every
@@ -278,6 +256,8 @@ class Connection:
             return fut
         idle = not protocol.pending
         protocol.pending.append(fut)
+        if protocol.commands is not None:
+            protocol.commands.append(args if resend else None)
         self._buffer.append(packed)
         self._buffered += len(packed)
         if idle or self._buffered >= EAGER_WRITE_BYTES:
@@ -357,6 +337,14 @@ class RedisClient:
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        #: Sentinel: each command goes through :meth:`_following_failover`.
+        self._follow = address.sentinel is not None
+        #: Cluster: the node a MOVED reply named, tried first on the next connection.
+        self.moved_to: RedisAddress | None = None
+        #: Cluster: the connection to the node an ASK reply named (a slot being migrated).
+        self.ask_conn: Connection | None = None
+        #: Cluster: redirected commands being sent again (see :mod:`.cluster`).
+        self._resends: set[asyncio.Task[None]] = set()
 
     async def connection(self) -> Connection:
         """The open connection, reconnecting (with exponential backoff) when needed."""
@@ -406,7 +394,17 @@ class RedisClient:
             return conn
 
     async def _open(self) -> Connection:
-        """A new connection: to the address itself, or to the primary its sentinels name."""
+        """A new connection: to the address itself, to the primary its sentinels name, or
+        to the cluster node serving its slot."""
+        if self.address.cluster is not None:
+            from .cluster import open_slot_owner
+
+            hint, self.moved_to = self.moved_to, None  # a hint that fails is not retried
+            conn = await open_slot_owner(
+                self.address, name=self.name, timeout=self.connect_timeout, hint=hint
+            )
+            conn._protocol.on_redirect = self._redirected
+            return conn
         if self.address.sentinel is None:
             return await Connection.open(self.address, name=self.name, timeout=self.connect_timeout)
         from .sentinel import open_primary
@@ -415,7 +413,7 @@ class RedisClient:
 
     async def execute(self, *args: Any) -> Any:
         """Run one command; raise ConnectionLost if the connection drops before the reply."""
-        if self.address.sentinel is not None:
+        if self._follow:
             return await self._following_failover(args, execute=True)
         conn = await self.connection()
         return await conn.execute(*args)
@@ -425,7 +423,7 @@ class RedisClient:
 
         While connected this is the connection's own future: no coroutine per command.
         """
-        if self.address.sentinel is not None:
+        if self._follow:
             return self._following_failover(args, execute=False)
         conn = self._conn
         if conn is not None and not conn.closed:
@@ -452,6 +450,15 @@ class RedisClient:
                 await asyncio.sleep(min(pause, deadline - now))
                 pause = min(pause * 2, 1.0)
 
+    def _redirected(self, fut: asyncio.Future[Any], args: Sequence[Any], redirect: Any) -> None:
+        """A cluster node did not run a command: send it again off the caller's path
+        (:func:`.cluster.resend`), which resolves the caller's future."""
+        from .cluster import resend
+
+        task = asyncio.get_running_loop().create_task(resend(self, fut, args, redirect))
+        self._resends.add(task)
+        task.add_done_callback(self._resends.discard)
+
     async def _send_reconnecting(self, args: Sequence[Any]) -> Any:
         conn = await self.connection()
         return await conn.send(args)
@@ -467,5 +474,9 @@ class RedisClient:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self.ask_conn is not None:
+            self.ask_conn.close()
+        for task in list(self._resends):
+            task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0)

@@ -28,6 +28,7 @@ from ..flowstore import FlowNode, FlowStore
 from .connection import ConnectionLost, RedisClient, ReplyError
 from .keys import QueueKeys
 from .scripts import load_scripts
+from .slots import check_flow_slots
 
 
 def _text(raw: bytes) -> str:
@@ -115,6 +116,9 @@ class RedisFlows:
         parent's child (InvalidJobError) refuses the whole flow."""
         if not nodes:
             return []
+        queues = {node.queue for node in nodes}
+        queues.update(node.parent_queue for node in nodes if node.parent_queue is not None)
+        check_flow_slots(self._client.address, self._keys.prefix, sorted(queues))
         args = self._flow_args(nodes, int(time.time() * 1000))
         try:
             reply = await self._add_flow.run(self._client, (), args)
