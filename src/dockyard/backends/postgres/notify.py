@@ -23,6 +23,8 @@ from .store import CHANNEL
 #: The longest a waiter sleeps without looking (the polling backstop), seconds.
 BACKSTOP = 1.0
 _IDLE_SECONDS = 10.0
+#: How long a waiter sleeps while the listener is still connecting.
+_STARTING = 0.02
 
 
 class _Waiter:
@@ -78,8 +80,10 @@ class Listener:
                 return
             self._waiters.add(waiter)
             self._start()
+        # Until LISTEN is in place a notification can be missed: look again soon.
+        cap = BACKSTOP if self._listening.is_set() else _STARTING
         try:
-            await asyncio.wait_for(asyncio.shield(waiter.future), min(timeout, BACKSTOP))
+            await asyncio.wait_for(asyncio.shield(waiter.future), min(timeout, cap))
         except TimeoutError:
             pass
         finally:
@@ -110,7 +114,10 @@ class Listener:
         while True:
             try:
                 with psycopg.connect(
-                    self.conninfo, autocommit=True, application_name="dockyard-listen"
+                    self.conninfo,
+                    autocommit=True,
+                    application_name="dockyard-listen",
+                    connect_timeout=5,
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
