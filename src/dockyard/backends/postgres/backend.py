@@ -123,10 +123,14 @@ class PostgresBackend(SqliteBackend):
     """One queue in a PostgreSQL schema; see the module docstring."""
 
     kind = "postgres"
-    # An event is shown once every transaction that began before it has ended, so a
-    # reader resuming by id never skips one that committed late (an add in a caller's
-    # long transaction, say).
-    _VISIBLE = " AND tx < pg_snapshot_xmin(pg_current_snapshot())"
+    # An event is shown once every writing transaction that began before it has ended,
+    # so a reader resuming by id never skips one that committed late (an add in a
+    # caller's transaction, say); or at the latest 10 s after it was written, so that a
+    # transaction left open elsewhere holds events back no longer than that.
+    _VISIBLE = (
+        " AND (tx < pg_snapshot_xmin(pg_current_snapshot()) OR ms < "
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - 10000)"
+    )
     _NEWEST_EVENT_SQL = "SELECT max(id) FROM events WHERE qid = ?" + _VISIBLE
     _EVENTS_SQL = (
         "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ?"
