@@ -121,16 +121,16 @@ async def test_a_connection_that_is_not_psycopg_is_refused(postgres_url: str) ->
 async def test_a_writing_transaction_left_open_holds_events_back_only_for_a_while(
     postgres_url: str,
 ) -> None:
-    async with Queue("q", url=postgres_url) as queue:
-        async with await psycopg.AsyncConnection.connect(_conninfo(postgres_url)) as conn:
-            await conn.execute("CREATE TEMP TABLE held (id int)")
-            await conn.execute("INSERT INTO held VALUES (1)")  # a transaction id, kept open
-            job = await queue.add("a", {})
+    connect = psycopg.AsyncConnection.connect(_conninfo(postgres_url))
+    async with Queue("q", url=postgres_url) as queue, await connect as conn:
+        await conn.execute("CREATE TEMP TABLE held (id int)")
+        await conn.execute("INSERT INTO held VALUES (1)")  # a transaction id, kept open
+        job = await queue.add("a", {})
 
-            async def added() -> bool:
-                events = await queue.backend.read_events("0", timeout=0)
-                return any(f.get("jobId") == job.id for _, f in events)
+        async def added() -> bool:
+            events = await queue.backend.read_events("0", timeout=0)
+            return any(f.get("jobId") == job.id for _, f in events)
 
-            assert not await added()
-            await wait_for(added, timeout=30, what="the event despite the open transaction")
-            await conn.rollback()
+        assert not await added()
+        await wait_for(added, timeout=30, what="the event despite the open transaction")
+        await conn.rollback()
