@@ -111,7 +111,7 @@ class SqliteBackend(SqliteAdmin):
 
     kind = "sqlite"
     #: The newest event's id, and a page of events after one (a store may add a condition:
-    #: PostgreSQL shows an event only once no transaction that began before it is open).
+    #: PostgreSQL holds an event back while a transaction that began before it is open).
     _NEWEST_EVENT_SQL = "SELECT max(id) FROM events WHERE qid = ?"
     _EVENTS_SQL = (
         "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ? ORDER BY id LIMIT ?"
