@@ -13,7 +13,7 @@ from ..waiting import wait_for
 
 __all__ = ["wait_for"]
 
-BACKENDS = ["redis", "sqlite", "memory"]
+BACKENDS = ["redis", "sqlite", "memory", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,6 +27,9 @@ def backend_url(request: pytest.FixtureRequest) -> str:
         return f"sqlite:///{tmp}/jobs.db"  # a fresh file per test
     if request.param == "memory":
         return f"memory://test-{uuid.uuid4().hex}"  # a fresh store per test
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")  # a fresh schema per test
+        return url
     raise AssertionError(request.param)
 
 
