@@ -400,16 +400,22 @@ class PostgresBackend(SqliteBackend):
     async def get_workers(self) -> list[dict[str, str]]:
         def read(s: QueueStore) -> list[dict[str, str]]:
             rows = s.conn.execute(
-                "SELECT application_name, client_addr::text, pid, backend_start::text "
+                "SELECT application_name, host(client_addr), pid, backend_start::text, "
+                "floor(extract(epoch FROM now() - backend_start))::bigint, "
+                "floor(extract(epoch FROM now() - state_change))::bigint "
                 "FROM pg_stat_activity WHERE starts_with(application_name, ?) AND datname = "
                 "current_database()",
                 (self._worker_tag,),
             ).fetchall()
             found = []
-            for app, addr, pid, started in rows:
+            # The field names of Redis's CLIENT LIST (age, idle: seconds), so that every
+            # store's workers read alike.
+            for app, addr, pid, started, age, idle in rows:
                 name = str(app)[len(self._worker_tag) :]
                 found.append({"name": name, "worker_name": name, "addr": addr or "local",
-                              "id": str(pid), "started": started or ""})  # fmt: skip
+                              "id": str(pid), "started": started or "",
+                              "age": "" if age is None else str(max(0, int(age))),
+                              "idle": "" if idle is None else str(max(0, int(idle)))})  # fmt: skip
             return found
 
         workers: list[dict[str, str]] = await self._run(read, write=False)
