@@ -27,13 +27,15 @@ __all__ = ["default_prefix", "wait_for"]
 
 BACKENDS = ["redis", "sqlite", "memory"]
 
-#: The Redis scenarios that run on the cluster too (the session cluster adds a run each);
-#: the rest are store-neutral (input checks, fuzzing, event loops, threads), already run on
-#: one server, and would only add time.
+#: The modules whose tests also run on the session cluster: every one that stores or runs
+#: jobs. Left out: test_event_loops (the asyncio/uvloop choice, which a cluster cannot
+#: change; its job runs are on one server) and test_public_api (no store).
 ON_CLUSTER = frozenset({
-    "test_adding", "test_admin", "test_dead_letters", "test_deduplication", "test_events",
-    "test_flow_lifecycle", "test_flows", "test_handlers", "test_limits", "test_order",
-    "test_retention_pause_shutdown", "test_retries", "test_schedulers", "test_text_and_keys",
+    "test_adding", "test_admin", "test_bad_input", "test_dead_letters", "test_deduplication",
+    "test_events", "test_flow_fuzz", "test_flow_lifecycle", "test_flows", "test_handlers",
+    "test_input_fuzz", "test_isolation", "test_limits", "test_metrics", "test_order",
+    "test_retention_pause_shutdown", "test_retries", "test_schedulers", "test_sync",
+    "test_text_and_keys", "test_thread_handlers",
 })  # fmt: skip
 
 
