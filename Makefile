@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 NODE_DIR := tests/interop
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv redis node chromium bench clean
+.PHONY: demo test lint venv redis postgres node chromium bench clean
 
 demo: venv
 	$(PY) -m dockyard demo
 
-test: venv redis node chromium lint
+test: venv redis postgres node chromium lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -26,12 +26,17 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dockyard needs Python 3.11+"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast,web]'
+	$(PY) -m pip install -q -e '.[dev,fast,web,postgres]'
 	touch $(STAMP)
 
 # redis-server: the tests and the demo start private ones; install it when missing.
 redis:
 	@command -v redis-server >/dev/null 2>&1 || bash scripts/install-redis.sh
+
+# PostgreSQL's initdb and pg_ctl: the tests start private servers; install them when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+		|| bash scripts/install-postgres.sh
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it).
 chromium:

@@ -1,7 +1,8 @@
-"""Fixtures shared by every test tier: private redis-servers, never the machine's own."""
+"""Fixtures shared by every test tier: private redis-servers and PostgreSQL, not the machine's."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import settings
 import redis
 from dockyard.devserver import RedisServer
 
+from .pgserver import PostgresServer
 from .rediscluster import RedisCluster
 
 # Timing is measured in bench/, never asserted in tests: no per-example deadline, which a
@@ -59,3 +61,16 @@ def cluster_url(redis_cluster: RedisCluster) -> str:
     """The session cluster's ``redis+cluster://`` URL, every primary emptied first."""
     redis_cluster.flush()
     return redis_cluster.url()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole run (free loopback port, temp folder)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A URL of the session server with a schema of the test's own (created at first use)."""
+    return postgres_server.url(schema=f"t_{uuid.uuid4().hex[:16]}")

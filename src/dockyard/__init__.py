@@ -23,6 +23,7 @@ from .errors import (
     NotSupportedError,
     PendingChildrenError,
     RateLimitError,
+    SchemaVersionError,
     UnrecoverableError,
     WaitingChildrenError,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "QueueEvent",
     "QueueEvents",
     "RateLimitError",
+    "SchemaVersionError",
     "UnrecoverableError",
     "WaitingChildrenError",
     "Worker",

@@ -82,8 +82,9 @@ class BackendRefusedError(BackendError):
 
 
 class BackendAuthError(BackendRefusedError):
-    """Redis refused the login (wrong password, unknown or disabled ACL user, a password the
-    server does not want, or none where it needs one); fix the URL's user and password."""
+    """The store refused the login (Redis: wrong password, unknown or disabled ACL user, a
+    password the server does not want, or none where it needs one; PostgreSQL: wrong user
+    or password, or no pg_hba.conf entry for us); fix the URL's user and password."""
 
 
 class BackendPermissionError(BackendRefusedError):
@@ -110,6 +111,11 @@ class BackendFullError(BackendError):
 
 class NotSupportedError(DockyardError):
     """This backend cannot do what was asked; use a backend that can (the message names both)."""
+
+
+class SchemaVersionError(BackendRefusedError, NotSupportedError):
+    """The store's tables were written by a newer dockyard (the message names both schema
+    versions); upgrade dockyard. Nothing was changed."""
 
 
 class JobFailed(DockyardError):

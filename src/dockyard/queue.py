@@ -20,6 +20,7 @@ from .errors import (
     JobLockedError,
     JobNotFoundError,
     JobStateError,
+    NotSupportedError,
     ScriptCode,
     pending_children_error,
     scheduler_job_error,
@@ -122,22 +123,48 @@ class Queue:
         )
         return new, job
 
-    async def add(self, name: str, data: Any = None, **options: Any) -> Job:
+    async def add(
+        self, name: str, data: Any = None, *, connection: Any = None, **options: Any
+    ) -> Job:
         """Add one job and return it (with its id). Options: see ``JobOptions``.
 
         Adding a custom ``job_id`` that already exists changes nothing and returns that id.
+        On PostgreSQL, ``connection`` (a psycopg connection) writes the job inside that
+        connection's open transaction: it exists only if the transaction commits.
         """
+        adder = self._transactional(connection)
         new, job = self._prepare(name, data, options)
-        job.id = await self.backend.add(new)
+        if adder is not None:
+            job.id = (await adder(connection, [new]))[0]
+        else:
+            job.id = await self.backend.add(new)
         return job
 
+    def _transactional(self, connection: Any) -> Any:
+        """The backend's add-in-your-transaction, when ``connection`` is given."""
+        if connection is None:
+            return None
+        adder = getattr(self.backend, "add_in_transaction", None)
+        if adder is None:
+            raise NotSupportedError(
+                f"connection= (adding inside your own transaction) needs the postgresql:// "
+                f"store; the {self.backend.kind!r} store of queue {self.name!r} cannot take "
+                "a connection: drop the argument"
+            )
+        return adder
+
     async def add_bulk(
-        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]]
+        self,
+        jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]],
+        *,
+        connection: Any = None,
     ) -> list[Job]:
         """Add several jobs in one round trip: ``(name, data)`` or ``(name, data, options)``.
 
-        Every job is validated first; if one is invalid, none is added.
+        Every job is validated first; if one is invalid, none is added. ``connection``: as
+        for :meth:`add` (PostgreSQL; all the jobs are in the caller's transaction).
         """
+        adder = self._transactional(connection)
         prepared: list[tuple[NewJob, Job]] = []
         for index, entry in enumerate(jobs):
             if not isinstance(entry, tuple) or len(entry) not in (2, 3):
@@ -151,7 +178,8 @@ class Queue:
             prepared.append(self._prepare(entry[0], entry[1], options))
         if not prepared:
             return []
-        ids = await self.backend.add_bulk([new for new, _ in prepared])
+        news = [new for new, _ in prepared]
+        ids = await (adder(connection, news) if adder else self.backend.add_bulk(news))
         for (_, job), job_id in zip(prepared, ids, strict=True):
             job.id = job_id
         return [job for _, job in prepared]

@@ -135,15 +135,19 @@ class Queue:
 
     # -- producing ------------------------------------------------------------------------
 
-    def add(self, name: str, data: Any = None, **options: Any) -> Job:
-        """Add one job; see :meth:`dockyard.Queue.add`."""
-        return _call(self._q.add(name, data, **options))
+    def add(self, name: str, data: Any = None, *, connection: Any = None, **options: Any) -> Job:
+        """Add one job; see :meth:`dockyard.Queue.add` (``connection``: a psycopg sync
+        connection, whose open transaction the job is written in)."""
+        return _call(self._q.add(name, data, connection=connection, **options))
 
     def add_bulk(
-        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]]
+        self,
+        jobs: Iterable[tuple[str, Any] | tuple[str, Any, Mapping[str, Any]]],
+        *,
+        connection: Any = None,
     ) -> list[Job]:
-        """Add several jobs in one round trip."""
-        return _call(self._q.add_bulk(list(jobs)))
+        """Add several jobs in one round trip (``connection``: as for :meth:`add`)."""
+        return _call(self._q.add_bulk(list(jobs), connection=connection))
 
     # -- reading --------------------------------------------------------------------------
 

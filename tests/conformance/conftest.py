@@ -25,7 +25,7 @@ from ..waiting import wait_for
 
 __all__ = ["default_prefix", "wait_for"]
 
-BACKENDS = ["redis", "sqlite", "memory"]
+BACKENDS = ["redis", "sqlite", "memory", "postgres"]
 
 #: The modules whose tests also run on the session cluster: every one that stores or runs
 #: jobs. Left out: test_event_loops (the asyncio/uvloop choice, which a cluster cannot
@@ -100,6 +100,9 @@ def backend_url(request: pytest.FixtureRequest) -> str:
         return f"sqlite:///{tmp}/jobs.db"  # a fresh file per test
     if request.param == "memory":
         return f"memory://test-{uuid.uuid4().hex}"  # a fresh store per test
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")  # a fresh schema per test
+        return url
     raise AssertionError(request.param)
 
 

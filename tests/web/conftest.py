@@ -69,10 +69,10 @@ def serve(store_url: str, token: str | None = None, app: Any = None) -> Iterator
         thread.join(10)
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
+    if request.param in ("redis", "postgres"):
+        url: str = request.getfixturevalue(f"{request.param}_url")
         return url
     return f"sqlite:///{tmp_path}/web-{uuid.uuid4().hex}.db"
 

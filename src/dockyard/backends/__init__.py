@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from ..errors import InvalidOptionError, NotSupportedError
 from .base import Backend
+
+if TYPE_CHECKING:
+    from .postgres import PostgresBackend
 
 #: The one default store of the library and of every ``dockyard`` command when neither a
 #: URL nor ``DOCKYARD_URL`` is given: an SQLite file in the current directory, so a new
@@ -23,6 +27,8 @@ REDIS_SCHEMES = (
     "redis+cluster",
     "rediss+cluster",
 )
+#: URL schemes served by the PostgreSQL backend.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def resolve_url(url: str | None) -> str:
@@ -84,11 +90,25 @@ def open_backend(
         from .sqlite import SqliteBackend
 
         return SqliteBackend(url, queue, prefix=prefix)
+    if scheme in POSTGRES_SCHEMES:
+        return _postgres()(url, queue, prefix=prefix, retry_for=retry_for)
     raise InvalidOptionError(
         f"unknown backend URL {url!r}; use redis://host:port/db, rediss://, unix://, "
         "redis+sentinel://host:26379/SERVICE, redis+cluster://host1:7000,host2:7001, "
-        "sqlite:///path/to/jobs.db or memory://"
+        "sqlite:///path/to/jobs.db, postgresql://user:password@host/db or memory://"
     )
+
+
+def _postgres() -> type[PostgresBackend]:
+    """The PostgreSQL backend class; NotSupportedError when psycopg is not installed."""
+    try:
+        from .postgres import PostgresBackend
+    except ImportError as exc:
+        raise NotSupportedError(
+            f"the postgresql:// backend needs psycopg 3 ({exc}); install it with "
+            "pip install 'dockyard[postgres]'"
+        ) from None
+    return PostgresBackend
 
 
 async def list_queues(url: str | None = None, prefix: str = "bull") -> list[str]:
@@ -109,6 +129,12 @@ async def list_queues(url: str | None = None, prefix: str = "bull") -> list[str]
         from .sqlite import SqliteBackend
 
         backend = SqliteBackend(url, "probe", prefix=prefix)
+        try:
+            return await backend.list_queue_names()
+        finally:
+            await backend.close()
+    if scheme in POSTGRES_SCHEMES:
+        backend = _postgres()(url, "probe", prefix=prefix, retry_for=3.0)
         try:
             return await backend.list_queue_names()
         finally:

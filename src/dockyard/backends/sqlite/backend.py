@@ -110,6 +110,12 @@ class SqliteBackend(SqliteAdmin):
     """One queue in an SQLite file; see the module docstring."""
 
     kind = "sqlite"
+    #: The newest event's id, and a page of events after one (a store may add a condition:
+    #: PostgreSQL holds an event back while a transaction that began before it is open).
+    _NEWEST_EVENT_SQL = "SELECT max(id) FROM events WHERE qid = ?"
+    _EVENTS_SQL = (
+        "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ? ORDER BY id LIMIT ?"
+    )
 
     def __init__(self, url: str, queue: str, *, prefix: str = "bull") -> None:
         validate_queue_name(queue, prefix)
@@ -388,19 +394,21 @@ class SqliteBackend(SqliteAdmin):
         rows, ttl, due = await self._run(QueueStore.fetch, _now(), lease, count)
         return self._fetched(rows, ttl, due, lease.token)
 
+    @staticmethod
+    def _look(s: QueueStore) -> tuple[bool, int]:
+        """(a job is ready, when the next delayed one is due) for an idle worker."""
+        return s.has_ready(), s.next_due()
+
     async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-
-        def look(s: QueueStore) -> tuple[bool, int]:
-            return s.has_ready(), s.next_due()
 
         while True:
             if self._interrupted or self._closed:
                 self._interrupted = False
                 return None
             seen = self._notifier.version()
-            ready, due = await self._run(look, write=False)
+            ready, due = await self._run(self._look, write=False)
             if ready:
                 return None
             now = _now()
@@ -419,6 +427,46 @@ class SqliteBackend(SqliteAdmin):
         self._interrupted = True
         self._notifier.wake_all(asyncio.get_running_loop())
 
+    @staticmethod
+    def _finish_in_store(
+        s: QueueStore, now: int, result: Finish, next_lease: Lease | None, count: int
+    ) -> tuple[int, Any]:
+        """One finish (and fetch of the next jobs) in the caller's transaction: (code, the
+        fetch's rows or, for -4, the number of pending children)."""
+        outcome = result.outcome
+        if outcome in ("completed", "failed"):
+            code = s.finish(
+                result.job_id,
+                result.token,
+                now,
+                outcome == "completed",
+                result.value,
+                result.stacktrace,
+                result.keep_count,
+                result.keep_age,
+                result.attempts,
+                result.metrics,
+            )
+        elif outcome in ("retry", "release"):
+            release = outcome == "release"
+            code = s.retry(
+                result.job_id, result.token, now, True if release else result.lifo,
+                result.value, result.stacktrace, not release,
+            )  # fmt: skip
+        else:
+            code = s.move_to_delayed(
+                result.job_id, result.token, now, result.delay_ms, result.value,
+                result.stacktrace, result.count_attempt,
+            )  # fmt: skip
+        fetched = None
+        if code == -4:  # the refusal says how many children are pending
+            return code, pending_count(s, result.job_id)
+        if code == 0 and next_lease is not None:
+            fetched = s.fetch(now, next_lease, count)
+        if code == 0 and outcome in ("completed", "failed") and not (fetched and fetched[0]):
+            s.drained(now)
+        return code, fetched
+
     async def finish(
         self, result: Finish, next_lease: Lease | None, count: int = 1
     ) -> Fetched | None:
@@ -427,38 +475,7 @@ class SqliteBackend(SqliteAdmin):
             raise ValueError(f"unknown outcome {outcome!r}")
 
         def run(s: QueueStore, now: int) -> tuple[int, Any]:
-            if outcome in ("completed", "failed"):
-                code = s.finish(
-                    result.job_id,
-                    result.token,
-                    now,
-                    outcome == "completed",
-                    result.value,
-                    result.stacktrace,
-                    result.keep_count,
-                    result.keep_age,
-                    result.attempts,
-                    result.metrics,
-                )
-            elif outcome in ("retry", "release"):
-                release = outcome == "release"
-                code = s.retry(
-                    result.job_id, result.token, now, True if release else result.lifo,
-                    result.value, result.stacktrace, not release,
-                )  # fmt: skip
-            else:
-                code = s.move_to_delayed(
-                    result.job_id, result.token, now, result.delay_ms, result.value,
-                    result.stacktrace, result.count_attempt,
-                )  # fmt: skip
-            fetched = None
-            if code == -4:  # the refusal says how many children are pending
-                return code, pending_count(s, result.job_id)
-            if code == 0 and next_lease is not None:
-                fetched = s.fetch(now, next_lease, count)
-            if code == 0 and outcome in ("completed", "failed") and not (fetched and fetched[0]):
-                s.drained(now)
-            return code, fetched
+            return self._finish_in_store(s, now, result, next_lease, count)
 
         code, fetched = await self._run_batched(run, _now())
         if code < 0:
@@ -537,7 +554,7 @@ class SqliteBackend(SqliteAdmin):
         deadline = None if timeout is None else loop.time() + timeout
 
         def newest(s: QueueStore) -> int:
-            row = s.conn.execute("SELECT max(id) FROM events WHERE qid = ?", (s.qid,)).fetchone()
+            row = s.conn.execute(self._NEWEST_EVENT_SQL, (s.qid,)).fetchone()
             return int(row[0] or 0)
 
         if last_id == "$":
@@ -553,11 +570,7 @@ class SqliteBackend(SqliteAdmin):
                 ) from None
 
         def read(s: QueueStore) -> list[tuple[str, dict[str, str]]]:
-            rows = s.conn.execute(
-                "SELECT id, ms, name, fields FROM events WHERE qid = ? AND id > ? ORDER BY id "
-                "LIMIT ?",
-                (s.qid, after, count),
-            ).fetchall()
+            rows = s.conn.execute(self._EVENTS_SQL, (s.qid, after, count)).fetchall()
             return [
                 (f"{ms}-{eid}", {"event": name, **(json.loads(fields) if fields else {})})
                 for eid, ms, name, fields in rows

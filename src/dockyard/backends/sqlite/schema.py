@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ...errors import NotSupportedError
+from ...errors import SchemaVersionError
 from .schedulers import SCHEDULER_TABLES
 
 #: Migrations by the version they lead to; never edit a released one, add the next.
@@ -133,7 +133,7 @@ def migrate(conn: sqlite3.Connection, path: str, target: int = LATEST) -> int:
     """Bring the file up to ``target``; returns the version it is at afterwards."""
     version = current_version(conn)
     if version > LATEST:
-        raise NotSupportedError(
+        raise SchemaVersionError(
             f"the SQLite file {path} has schema version {version}, newer than this dockyard "
             f"knows ({LATEST}); upgrade dockyard to use it"
         )

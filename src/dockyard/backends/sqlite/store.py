@@ -87,12 +87,30 @@ class QueueStore(DedupAndMetrics):
         ).fetchone()
         return int(row[0])
 
+    def take_seqs(self, n: int) -> list[int]:
+        """``n`` new ascending sequence numbers (the order jobs were taken in)."""
+        row = self.conn.execute(
+            "UPDATE queues SET seq = seq + ? WHERE qid = ? RETURNING seq", (n, self.qid)
+        ).fetchone()
+        return list(range(int(row[0]) - n + 1, int(row[0]) + 1))
+
+    def next_priority_seq(self) -> int:
+        """The next number of BullMQ's priority counter (order among equal priorities)."""
+        row = self.conn.execute(
+            "UPDATE queues SET pc = pc + 1 WHERE qid = ? RETURNING pc", (self.qid,)
+        ).fetchone()
+        return int(row[0])
+
     def emit(self, now: int, name: str, fields: dict[str, str] | None = None) -> None:
         self.conn.execute(
             "INSERT INTO events (qid, ms, name, fields) VALUES (?, ?, ?, ?)",
             (self.qid, now, name, None if fields is None else json.dumps(fields)),
         )
-        self._events_since_trim += 1
+        self.note_events(1)
+
+    def note_events(self, n: int) -> None:
+        """``n`` events were written: trim the stream to its cap now and then."""
+        self._events_since_trim += n
         if self._events_since_trim >= self._trim_every:
             self._events_since_trim = 0
             cap = self.max_events()
@@ -112,9 +130,7 @@ class QueueStore(DedupAndMetrics):
     def ready_place(self, priority: int, lifo: bool) -> tuple[str, int]:
         """(state, score) for a job becoming ready now."""
         if priority > 0:
-            pc = self.conn.execute(
-                "UPDATE queues SET pc = pc + 1 WHERE qid = ? RETURNING pc", (self.qid,)
-            ).fetchone()[0]
+            pc = self.next_priority_seq()
             return "prioritized", priority * 4294967296 + (pc % 4294967296)
         seq = self.next_seq()
         return ("paused" if self.paused() else "wait"), (-seq if lifo else seq)
@@ -305,19 +321,12 @@ class QueueStore(DedupAndMetrics):
                 (lim_count + len(ids), lim_until, qid),
             )
         token = None if lease.token == "0" else lease.token
-        first = (
-            conn.execute(
-                "UPDATE queues SET seq = seq + ? WHERE qid = ? RETURNING seq", (len(ids), qid)
-            ).fetchone()[0]
-            - len(ids)
-            + 1
-        )
         conn.executemany(
             "UPDATE jobs SET state = 'active', score = ?, lock_token = ?, lock_until = ?, "
             "processed_on = ?, pb = coalesce(?, pb), ats = ats + 1 WHERE qid = ? AND id = ?",
             [
-                (first + i, token, now + lease.lock_ms, now, lease.worker_name or None, qid, job_id)
-                for i, job_id in enumerate(ids)
+                (seq, token, now + lease.lock_ms, now, lease.worker_name or None, qid, job_id)
+                for seq, job_id in zip(self.take_seqs(len(ids)), ids, strict=True)
             ],
         )
         conn.executemany(

@@ -1,0 +1,232 @@
+"""The hot path of the PostgreSQL store in as few round trips as the common case allows.
+
+The shared transitions read one answer per statement; over a network each read is a
+round trip. Here the common cases are single statements whose answers arrive together:
+
+- ``add`` of a plain job (no custom id, deduplication, delay or priority): one read for
+  its id, order and the queue's pause flag; the INSERT and events follow unread.
+- ``fetch``: one claim statement (``FOR UPDATE SKIP LOCKED``, several jobs at once), guarded
+  so that it claims only when no pause, limit, global concurrency or due delayed job
+  needs the shared path, sent with a status read in the same round trip.
+- on finish, releasing a job's deduplication key is a statement nobody waits for.
+
+Anything else falls back to the shared code, which stays the reference behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..base import Lease, NewJob
+from ..sqlite.schedulers import advance_fetched
+from ..sqlite.store import JOB_COLUMNS, QueueStore
+
+if TYPE_CHECKING:
+    from .store import PgQueueStore
+
+_J_COLUMNS = ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))
+
+
+def claim_sql(schema: str) -> str:
+    """The guarded claim of up to N waiting jobs for several leases at once (the n-th job
+    gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, and
+    their ``active`` events."""
+    return (
+        "WITH q AS (SELECT paused = 0 AND concurrency IS NULL AND rate_max IS NULL AND NOT "
+        "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND score <= ?) AS fast "
+        "FROM queues WHERE qid = ?), "
+        "picked AS (SELECT j.id, j.score FROM jobs j, q WHERE q.fast AND j.qid = ? AND "
+        "j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
+        "numbered AS (SELECT id, row_number() OVER (ORDER BY score) AS n FROM picked), "
+        "taken AS (UPDATE jobs j SET state = 'active', "
+        f"score = nextval('\"{schema}\".job_seq'), lock_token = (?::text[])[p.n], "
+        "lock_until = (?::bigint[])[p.n], processed_on = ?, "
+        "pb = coalesce((?::text[])[p.n], j.pb), ats = j.ats + 1 FROM numbered p "
+        f"WHERE j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
+        "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, 'active', "
+        "json_build_object('jobId', id, 'prev', 'waiting')::text FROM taken) "
+        "SELECT * FROM taken"
+    )
+
+
+_STATUS = (
+    "SELECT paused, concurrency, rate_max, "
+    "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'prioritized'), "
+    "(SELECT min(score) FROM jobs WHERE qid = ? AND state = 'delayed') "
+    "FROM queues WHERE qid = ?"
+)
+
+#: For an idle worker, in one read: (a job is ready, the earliest delayed score).
+LOOK = (
+    "SELECT paused = 0 AND EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state IN ('wait', "
+    "'prioritized')), (SELECT min(score) FROM jobs WHERE qid = ? AND state = 'delayed') "
+    "FROM queues WHERE qid = ?"
+)
+
+Taken = tuple[list[Any], int, int]
+
+
+def fetch(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken:
+    """moveToActive in one round trip when it can; see the module docstring."""
+    return fetch_many(s, now, [(lease, count)])[0]
+
+
+def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> list[Taken]:
+    """Fetch for several leases at once: one claim statement for all of them."""
+    if any(lease.limit_max is not None or count <= 0 for lease, count in wants):
+        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    qid = s.qid
+    tokens: list[str | None] = []
+    until: list[int] = []
+    names: list[str | None] = []
+    for lease, count in wants:
+        tokens += [None if lease.token == "0" else lease.token] * count
+        until += [now + lease.lock_ms] * count
+        names += [lease.worker_name or None] * count
+    due_score = (now + 1) * 4096 - 1
+    claimed = s.conn.execute(
+        s.claim_sql,
+        (qid, due_score, qid, qid, len(tokens), tokens, until, now, names, qid, qid, now),
+    )
+    status = s.conn.execute(_STATUS, (qid, qid, qid)).fetchone()
+    paused, concurrency, rate_max, prioritized, delayed = status
+    taken = sorted(claimed.fetchall())
+    if (
+        paused
+        or concurrency is not None
+        or rate_max is not None
+        or (not taken and delayed is not None and delayed <= due_score)
+    ):  # the guard claimed nothing: the shared path applies limits and promotes
+        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    s.note_events(len(taken))
+    advance_fetched(s, [row[1] for row in taken], now)
+    out: list[Taken] = []
+    first = 1
+    for lease, count in wants:
+        rows = [row[1:] for row in taken if first <= row[0] < first + count]
+        first += count
+        if len(rows) < count and prioritized:
+            more, ttl, due = QueueStore.fetch(s, now, lease, count - len(rows))
+            if not rows:
+                out.append((more, ttl, due))
+                continue
+            rows += more
+        if not rows:
+            out.append(([], 0, 0 if delayed is None else int(delayed) // 4096))
+        else:
+            out.append((rows, 0, 0))
+    return out
+
+
+def add_sql(schema: str, qid: int) -> str:
+    """addJob of a plain job in one statement: its id, order and the pause flag, the row
+    and its two events; returns the id."""
+    return (
+        f"WITH n AS (SELECT nextval('\"{schema}\".jid_{qid}')::text AS id, "
+        f"nextval('\"{schema}\".job_seq') AS seq, paused FROM queues WHERE qid = ?), "
+        "j AS (INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, "
+        "score) SELECT ?, n.id, ?, ?, ?, ?, 0, 0, CASE WHEN n.paused = 0 THEN 'wait' ELSE "
+        "'paused' END, CASE WHEN ?::boolean THEN -n.seq ELSE n.seq END FROM n), "
+        "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, v.name, v.fields FROM n, "
+        "LATERAL (VALUES (1, 'added', json_build_object('jobId', n.id, 'name', ?::text)::text), "
+        "(2, 'waiting', json_build_object('jobId', n.id)::text)) AS v(o, name, fields) "
+        "ORDER BY v.o) SELECT id FROM n"
+    )
+
+
+def add_rows(s: PgQueueStore, job: NewJob, now: int) -> Any:
+    """addJob: the rows holding the new id of a plain job (read after the commit: one
+    round trip in all), else the id itself from the shared path."""
+    if not _plain(job):
+        return QueueStore.add(s, job, now)
+    s.note_events(2)
+    return s.conn.execute(
+        s.add_sql,
+        (s.qid, s.qid, job.name, job.data, job.opts, job.timestamp, job.lifo, s.qid, now,
+         job.name),
+    )  # fmt: skip
+
+
+def add(s: PgQueueStore, job: NewJob, now: int) -> str:
+    """addJob (see :func:`add_rows`), its id."""
+    found = add_rows(s, job, now)
+    return found if isinstance(found, str) else str(found.fetchone()[0])
+
+
+def _plain(job: NewJob) -> bool:
+    """A job the one-statement add takes: no custom id, deduplication, delay or priority,
+    and a name that needs no encoding (its event is built in SQL)."""
+    return not (
+        job.job_id
+        or job.dedup is not None
+        or job.delay > 0
+        or job.priority > 0
+        or "\x00" in job.name
+        or job.name[:1] == "\x01"
+    )
+
+
+def add_many(s: PgQueueStore, jobs: list[NewJob], now: int) -> list[str]:
+    """addBulk: plain jobs in three statements whatever their number (one read: their
+    ids, order and the pause flag); a bulk with any other job goes one by one."""
+    if len(jobs) < 2 or not all(_plain(job) for job in jobs):
+        return [s.add(job, now) for job in jobs]
+    schema, qid = s.pg.schema, s.qid
+    numbers = s.conn.execute(
+        f"SELECT nextval('\"{schema}\".jid_{qid}'), nextval('\"{schema}\".job_seq'), "
+        "(SELECT paused FROM queues WHERE qid = ?) FROM generate_series(1, ?)",
+        (qid, len(jobs)),
+    ).fetchall()
+    ids = sorted(int(r[0]) for r in numbers)
+    seqs = sorted(int(r[1]) for r in numbers)
+    state = "paused" if numbers[0][2] else "wait"
+    s.conn.execute(
+        "INSERT INTO jobs (qid, id, name, data, opts, timestamp, delay, priority, state, score) "
+        "SELECT ?, id, name, data, opts, ts, 0, 0, ?, score FROM unnest(?::text[], ?::text[], "
+        "?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS t(id, name, data, opts, ts, score)",
+        (
+            qid, state, [str(i) for i in ids], [j.name for j in jobs], [j.data for j in jobs],
+            [j.opts for j in jobs], [j.timestamp for j in jobs],
+            [-q if j.lifo else q for j, q in zip(jobs, seqs, strict=True)],
+        ),
+    )  # fmt: skip
+    names: list[str] = []
+    fields: list[str] = []
+    for job_id, job in zip(ids, jobs, strict=True):
+        names += ["added", "waiting"]
+        fields += [
+            json.dumps({"jobId": str(job_id), "name": job.name}),
+            json.dumps({"jobId": str(job_id)}),
+        ]
+    s.conn.execute(
+        "INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, n, f FROM unnest(?::text[], "
+        "?::text[]) WITH ORDINALITY AS t(n, f, o) ORDER BY o",
+        (qid, now, names, fields),
+    )
+    s.note_events(len(names))
+    return [str(i) for i in ids]
+
+
+def extend_locks(s: PgQueueStore, locks: dict[str, str], lock_ms: int, now: int) -> list[str]:
+    """Renew a worker's locks in one statement; the ids whose lock was lost."""
+    if not locks:
+        return []
+    ids = list(locks)
+    kept = s.conn.execute(
+        "UPDATE jobs j SET lock_until = ?, stalled = 0 FROM unnest(?::text[], ?::text[]) AS "
+        "v(id, token) WHERE j.qid = ? AND j.id = v.id AND j.lock_token = v.token AND "
+        "j.lock_until > ? RETURNING j.id",
+        (now + lock_ms, ids, [locks[i] for i in ids], s.qid, now),
+    ).fetchall()
+    renewed = {row[0] for row in kept}
+    return [job_id for job_id in ids if job_id not in renewed]
+
+
+def release_dedup_if_any(s: PgQueueStore, job_id: str) -> None:
+    """On finish: drop the job's untimed deduplication key, without waiting for a reply."""
+    s.conn.execute(
+        "DELETE FROM dedup WHERE qid = ? AND job_id = ? AND expires IS NULL AND id = "
+        "(SELECT deid FROM jobs WHERE qid = ? AND id = ?)",
+        (s.qid, job_id, s.qid, job_id),
+    )

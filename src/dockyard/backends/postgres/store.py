@@ -1,0 +1,126 @@
+"""One queue in a PostgreSQL schema: the SQLite store's transitions, with PostgreSQL's
+transactions, sequences and wake-ups.
+
+Every write transaction takes the schema's advisory lock first, so transitions serialize
+as they do in an SQLite file (BEGIN IMMEDIATE) and the shared code's read-then-write steps
+stay correct; it sends ``NOTIFY`` with its COMMIT, in the same round trip. An add inside
+a caller's transaction (``connection=``) takes no lock at all: its ids and order come from
+sequences, so it holds no row that a worker waits for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from ..base import Lease, NewJob
+from ..sqlite.store import QueueStore
+from . import hotpath
+from .dialect import PgConn
+from .schema import lock_key
+
+#: The channel every store of a database notifies on (the payload is the schema).
+CHANNEL = "dockyard"
+
+
+class PgQueueStore(QueueStore):
+    """QueueStore on a :class:`PgConn`; see the module docstring."""
+
+    def __init__(self, conn: sqlite3.Connection, prefix: str, name: str) -> None:
+        self.pg = cast(PgConn, conn)
+        #: On a caller's connection (``connection=``): their transaction, no lock taken.
+        self.caller_tx = self.pg.caller_tx
+        self._claim_sql: str | None = None
+        self._add_sql: str | None = None
+        super().__init__(conn, prefix, name)
+        if not self.caller_tx:
+            self.ensure_counter()
+
+    @classmethod
+    def on(cls, conn: PgConn, prefix: str, name: str) -> PgQueueStore:
+        """The store of queue ``name`` on ``conn``."""
+        return cls(cast(sqlite3.Connection, conn), prefix, name)
+
+    @property
+    def _notify(self) -> str:
+        return f"NOTIFY {CHANNEL}, '{self.pg.schema}'"
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the schema's lock, notifying listeners on commit."""
+        pg = self.pg
+        pg.begin(f"SELECT pg_advisory_xact_lock({lock_key(pg.schema)})")
+        try:
+            yield self.conn
+        except BaseException:
+            pg.end(False)
+            raise
+        pg.end(True, self._notify)
+
+    def notify_in_tx(self) -> None:
+        """NOTIFY from the caller's transaction (delivered when it commits)."""
+        self.pg.run_plain(self._notify)
+
+    def take_seqs(self, n: int) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT nextval(?::regclass) FROM generate_series(1, ?)",
+            (f'"{self.pg.schema}".job_seq', n),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def next_seq(self) -> int:
+        return self.take_seqs(1)[0]
+
+    def next_priority_seq(self) -> int:
+        row = self.conn.execute(
+            "SELECT nextval(?::regclass)", (f'"{self.pg.schema}".prio_seq',)
+        ).fetchone()
+        return int(row[0])
+
+    def next_counter(self) -> int:
+        row = self.conn.execute(
+            "SELECT nextval(?::regclass)", (f'"{self.pg.schema}".jid_{self.qid}',)
+        ).fetchone()
+        return int(row[0])
+
+    def ensure_counter(self) -> None:
+        """Create the queue's job id sequence (under the schema's lock, once)."""
+        self.pg.run_plain(f'CREATE SEQUENCE IF NOT EXISTS "{self.pg.schema}".jid_{self.qid}')
+
+    def reset_counter(self) -> None:
+        """Obliterate: automatic ids start at 1 again."""
+        self.conn.execute(
+            "SELECT setval(?::regclass, 1, false)", (f'"{self.pg.schema}".jid_{self.qid}',)
+        )
+
+    @property
+    def claim_sql(self) -> str:
+        sql = self._claim_sql
+        if sql is None:
+            sql = self._claim_sql = hotpath.claim_sql(self.pg.schema)
+        return sql
+
+    @property
+    def add_sql(self) -> str:
+        sql = self._add_sql
+        if sql is None:
+            sql = self._add_sql = hotpath.add_sql(self.pg.schema, self.qid)
+        return sql
+
+    def fetch(self, now: int, lease: Lease, count: int) -> tuple[list[Any], int, int]:
+        return hotpath.fetch(self, now, lease, count)
+
+    def add(self, job: NewJob, now: int) -> str:
+        return hotpath.add(self, job, now)
+
+    def extend_locks(self, locks: dict[str, str], lock_ms: int, now: int) -> list[str]:
+        return hotpath.extend_locks(self, locks, lock_ms, now)
+
+    def release_dedup_if_any(self, job_id: str) -> None:
+        hotpath.release_dedup_if_any(self, job_id)
+
+    def note_events(self, n: int) -> None:
+        if not self.caller_tx:  # no trimming in a caller's transaction: it locks old rows
+            super().note_events(n)
