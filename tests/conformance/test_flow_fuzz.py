@@ -73,7 +73,9 @@ def _read_shape(node: JobNode) -> tuple[Any, ...]:
 def test_generated_trees_are_stored_and_read_back_or_refused(
     flow_backend_url: str, tree: dict[str, Any]
 ) -> None:
-    prefix = f"h{uuid.uuid4().hex[:8]}"  # a fresh corner of the store per example
+    # A fresh corner of the store per example; its hash tag keeps a flow in one slot on a
+    # Redis Cluster.
+    prefix = "{h" + uuid.uuid4().hex[:8] + "}"
 
     async def main() -> None:
         async with FlowProducer(url=flow_backend_url, prefix=prefix) as flows:

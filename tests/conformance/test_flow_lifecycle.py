@@ -19,7 +19,7 @@ from dockyard import (
     Worker,
 )
 
-from .conftest import wait_for
+from .conftest import default_prefix, wait_for
 from .test_flows import _state_is, child_value, key
 
 
@@ -129,8 +129,9 @@ async def test_a_step_job_moving_to_waiting_children_is_seen_by_queue_events(
     async def step(job: Job) -> Any:
         if (await job.get_dependencies_count())["processed"]:
             return "done"
+        parent = {"id": job.id, "queue": f"{default_prefix()}:steps"}
         await flows.add({"name": "kid", "queue": "kids", "data": {"v": 1},
-                         "opts": {"parent": {"id": job.id, "queue": "bull:steps"}}})  # fmt: skip
+                         "opts": {"parent": parent}})  # fmt: skip
         assert await job.move_to_waiting_children() is True
         raise WaitingChildrenError()
 

@@ -7,6 +7,7 @@ are in test_flow_lifecycle.py."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from typing import Any
 
@@ -25,12 +26,12 @@ from dockyard import (
     Worker,
 )
 
-from .conftest import wait_for
+from .conftest import default_prefix, wait_for
 
 
 def key(node: JobNode) -> str:
     """A child's full key, as the parent's readers name it."""
-    return f"bull:{node.job.queue_name}:{node.job.id}"
+    return f"{default_prefix()}:{node.job.queue_name}:{node.job.id}"
 
 
 async def child_value(job: Job) -> Any:
@@ -42,11 +43,11 @@ async def sum_children(job: Job) -> int:
     return sum(values.values()) + job.data.get("v", 0)
 
 
-async def counts(url: str, *queues: str, prefix: str = "bull") -> int:
+async def counts(url: str, *queues: str) -> int:
     """How many jobs the queues hold in all states together."""
     total = 0
     for name in queues:
-        async with Queue(name, url=url, prefix=prefix) as queue:
+        async with Queue(name, url=url) as queue:
             total += sum((await queue.get_job_counts()).values())
     return total
 
@@ -190,8 +191,9 @@ async def test_a_step_job_waits_for_children_it_adds_while_running(
     async def step(job: Job) -> Any:
         if (await job.get_dependencies_count())["processed"]:
             return {"after": await job.get_children_values()}
+        parent = {"id": job.id, "queue": f"{default_prefix()}:steps"}
         await flows.add({"name": "kid", "queue": "kids", "data": {"v": 9},
-                         "opts": {"parent": {"id": job.id, "queue": "bull:steps"}}})  # fmt: skip
+                         "opts": {"parent": parent}})  # fmt: skip
         moves.append(await job.move_to_waiting_children())
         raise WaitingChildrenError()
 
@@ -267,7 +269,7 @@ async def test_a_root_can_attach_to_an_existing_parent_which_must_exist(
     node = await flows.add({"name": "p", "queue": "parents",
                             "children": [{"name": "c", "queue": "kids"}]})  # fmt: skip
     extra = await flows.add({"name": "late", "queue": "kids", "opts": {
-        "parent": {"id": node.job.id, "queue": "bull:parents"},
+        "parent": {"id": node.job.id, "queue": f"{default_prefix()}:parents"},
         "ignore_dependency_on_failure": True}})  # fmt: skip
     assert sorted((await node.job.get_dependencies())["unprocessed"]) == sorted(
         [key(node.children[0]), key(extra)]
@@ -275,7 +277,7 @@ async def test_a_root_can_attach_to_an_existing_parent_which_must_exist(
     with pytest.raises(JobNotFoundError, match="does not exist; nothing was added"):
         await flows.add({
             "name": "orphan", "queue": "kids", "children": [{"name": "x", "queue": "kids"}],
-            "opts": {"parent": {"id": "missing", "queue": "bull:parents"}},
+            "opts": {"parent": {"id": "missing", "queue": f"{default_prefix()}:parents"}},
         })  # fmt: skip
     assert await counts(flow_backend_url, "kids") == 2
 
@@ -287,7 +289,7 @@ async def test_an_existing_job_attached_to_a_missing_parent_is_refused(
     so re-adding an existing id under a parent that does not exist is refused (-5)."""
     async with Queue("kids", url=flow_backend_url) as kids:
         job = await kids.add("c", {}, job_id="there")
-        missing = {"id": "missing", "queue": "bull:parents"}
+        missing = {"id": "missing", "queue": f"{default_prefix()}:parents"}
         with pytest.raises(JobNotFoundError, match=r"parent missing .* does not exist"):
             await flows.add(
                 {"name": "c", "queue": "kids", "opts": {"job_id": "there", "parent": missing}}
@@ -317,7 +319,7 @@ async def test_a_duplicate_child_id_is_reattached_or_refused(
                              "children": [{"name": "c", "queue": "kids",
                                            "opts": {"job_id": "shared"}}]})  # fmt: skip
     assert await again.job.get_state() == "waiting"  # its only child was done already
-    assert await again.job.get_children_values() == {"bull:kids:shared": 3}
+    assert await again.job.get_children_values() == {f"{default_prefix()}:kids:shared": 3}
 
 
 def _chain(length: int) -> dict[str, Any]:
@@ -335,6 +337,25 @@ def _cycle() -> dict[str, Any]:
 
 def _wide(count: int) -> dict[str, Any]:
     return {"name": "n", "queue": "q", "children": [{"name": "c", "queue": "q"}] * count}
+
+
+def _in_default_prefix(tree: Any) -> Any:
+    """A copy of ``tree`` whose parent keys ``bull:<queue>`` name the run's default prefix
+    (``{bull}`` on a cluster); cycles and shared nodes are kept."""
+    tree = copy.deepcopy(tree)
+    seen: set[int] = set()
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        parent = node.get("opts", {}).get("parent")
+        if isinstance(parent, dict) and str(parent.get("queue")).startswith("bull:"):
+            parent["queue"] = default_prefix() + parent["queue"][4:]
+        if isinstance(node.get("children"), list):
+            todo.extend(node["children"])
+    return tree
 
 
 BAD_TREES: list[tuple[str, Any, type[Exception], str]] = [
@@ -377,6 +398,7 @@ BAD_TREES: list[tuple[str, Any, type[Exception], str]] = [
 async def test_a_bad_tree_is_refused_with_a_typed_error_and_nothing_is_written(
     tree: Any, error: type[Exception], match: str, flows: FlowProducer, flow_backend_url: str
 ) -> None:
+    tree = _in_default_prefix(tree)
     with pytest.raises(error, match=match):
         await flows.add(tree)
     with pytest.raises(error, match=match):
