@@ -5,6 +5,7 @@ Everything dockyard raises derives from :class:`DockyardError`::
     DockyardError
     ├── InvalidJobError          bad job input, refused before anything is written
     ├── InvalidOptionError       a bad option value or an unknown option
+    │   └── ClusterSlotError     on Redis Cluster, a queue's (or a flow's) keys span slots
     ├── JobNotFoundError         the job does not exist (any more)
     ├── LockLostError            the job's lock is gone or belongs to another worker
     ├── JobStateError            the job is not in the state the operation needs
@@ -18,8 +19,9 @@ Everything dockyard raises derives from :class:`DockyardError`::
     │       ├── BackendAuthError        wrong password, unknown or disabled user
     │       ├── BackendPermissionError  the ACL user lacks a command or key permission
     │       ├── BackendTLSError         the certificate check failed (either side)
-    │       └── BackendVersionError     the server is older than dockyard needs
-    ├── NotSupportedError        a backend cannot do this
+    │       ├── BackendVersionError     the server is older than dockyard needs
+    │       └── SchemaVersionError      the tables were written by a newer dockyard
+    ├── NotSupportedError        a backend cannot do this (SchemaVersionError too)
     └── JobFailed                raised by ``Job.wait_until_finished``; carries the reason
 
 Handlers raise these to steer their own job; they are not errors of dockyard's:
@@ -48,6 +50,12 @@ class InvalidJobError(DockyardError, ValueError):
 
 class InvalidOptionError(DockyardError, ValueError):
     """An option has a bad value or is unknown; fix the call, nothing was written."""
+
+
+class ClusterSlotError(InvalidOptionError):
+    """On Redis Cluster, a queue's keys (or a flow's queues) would hash to several slots,
+    which the scripts cannot work on at once; put one hash tag in the prefix, e.g.
+    ``prefix="{bull}"``, or in the queue name, e.g. ``"{emails}"``. Nothing was written."""
 
 
 class JobNotFoundError(DockyardError, LookupError):

@@ -29,7 +29,8 @@ from dockyard import (
 )
 from dockyard.backends import display_url, list_queues, open_backend
 from dockyard.backends.redis.address import RedisAddress
-from dockyard.backends.redis.slots import ClusterSlotError, key_slot, queue_slot
+from dockyard.backends.redis.slots import key_slot, queue_slot
+from dockyard.errors import ClusterSlotError
 
 from ..rediscluster import PREFIX, RedisCluster
 from ..waiting import wait_for

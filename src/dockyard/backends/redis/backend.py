@@ -10,7 +10,13 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from ...errors import BackendUnavailableError, DockyardError, JobNotFoundError, error_for_code
+from ...errors import (
+    BackendUnavailableError,
+    ClusterSlotError,
+    DockyardError,
+    JobNotFoundError,
+    error_for_code,
+)
 from ...job import Job
 from ..base import Fetched, Finish, Lease, NewJob
 from .admin import RedisAdmin
@@ -20,7 +26,7 @@ from .health import server_warnings
 from .keys import QueueKeys, validate_queue_name
 from .schedulers import RedisSchedulers, advance_fetched
 from .scripts import QueueScripts
-from .slots import ClusterSlotError, bind_queue, queue_slot
+from .slots import bind_queue, queue_slot
 
 _LIST_STATES = {"waiting": "wait", "wait": "wait", "paused": "paused", "active": "active"}
 _ZSET_STATES = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from ...errors import BackendUnavailableError, InvalidOptionError
+from ...errors import BackendUnavailableError, ClusterSlotError
 from .address import RedisAddress
 
 #: Redis Cluster's number of hash slots.
@@ -58,12 +58,6 @@ def key_slot(key: str | bytes) -> int:
     raw = key.encode() if isinstance(key, str) else key
     tag = hash_tag(raw)
     return crc16(raw if tag is None else tag) % SLOTS
-
-
-class ClusterSlotError(InvalidOptionError):
-    """On Redis Cluster, a queue's keys (or a flow's queues) would hash to several slots,
-    which the scripts cannot work on at once; put one hash tag in the prefix, e.g.
-    ``prefix="{bull}"``, or in the queue name, e.g. ``"{emails}"``. Nothing was written."""
 
 
 def queue_slot(prefix: str, queue: str) -> int:
