@@ -52,9 +52,10 @@ async def test_the_scheduler_hash_and_iteration_have_bullmqs_fields(
 async def test_upserting_again_replaces_the_pending_iteration_silently(
     queue: Queue, redis_sync: redis.Redis
 ) -> None:
-    first = await queue.upsert_job_scheduler("e", every=60, start=time.time() + 100)
+    start = time.time() + 100
+    first = await queue.upsert_job_scheduler("e", every=60, start=start)
     again = await queue.upsert_job_scheduler(
-        "e", every=60, start=time.time() + 100, template={"data": {"v": 2}}
+        "e", every=60, start=start + 1, template={"data": {"v": 2}}
     )
     # start moved later than the pending slot: a fresh slot, the old iteration gone.
     assert again.id != first.id and redis_sync.exists(f"{Q}:{first.id}") == 0
