@@ -225,7 +225,7 @@ class PostgresServer:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,))
             if exists.fetchone() is None:
-                conn.execute(f"CREATE PG_DATABASE {PG_DATABASE}")
+                conn.execute(f"CREATE DATABASE {PG_DATABASE}")
         return self
 
     def stop(self, *, immediate: bool = False, timeout: float = 30.0) -> None:
