@@ -109,6 +109,20 @@ class PgQueueStore(QueueStore):
             sql = self._add_sql = hotpath.add_sql(self.pg.schema, self.qid)
         return sql
 
+    def state_totals(self) -> dict[str, int]:
+        """From state_counts (schema.py, migration 2): no scan of the jobs."""
+        rows = self.conn.execute(
+            "SELECT state, sum(n) FROM state_counts WHERE qid = ? GROUP BY state", (self.qid,)
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows if r[1]}
+
+    def state_total(self, state: str) -> int:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(n), 0) FROM state_counts WHERE qid = ? AND state = ?",
+            (self.qid, state),
+        ).fetchone()
+        return int(row[0])
+
     def fetch(self, now: int, lease: Lease, count: int) -> tuple[list[Any], int, int]:
         return hotpath.fetch(self, now, lease, count)
 
