@@ -176,7 +176,9 @@ class PostgresServer:
     Needs the ``postgres`` extra (psycopg) and PostgreSQL's server binaries.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, settings: Sequence[str] = ()) -> None:
+        """``settings``: more server settings, ``name=value`` each (``-c`` options)."""
+        self.settings = tuple(settings)
         self.bin = _bin_dir()
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
@@ -214,7 +216,7 @@ class PostgresServer:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off "
             "-c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB"
-        )
+        ) + "".join(f" -c {setting}" for setting in self.settings)
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.dir / "log"), "-w", "-t", "60", "start",
