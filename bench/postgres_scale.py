@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -60,49 +61,48 @@ def sizes(url: str) -> str:
     return f"jobs table {row[0]}, its indexes {row[1]}"
 
 
-async def main(n: int, batch: int) -> None:
-    with PostgresServer() as server:
-        url = server.url(schema=SCHEMA)
-        async with Queue("scale", url=url) as queue:
-            t0 = time.perf_counter()
-            step = 10_000
-            for i in range(0, n, step):
-                await queue.add_bulk([("noop", {"i": j}) for j in range(i, min(i + step, n))])
-            print(f"add_bulk {n:,} jobs: {time.perf_counter() - t0:.1f} s")
-            t0 = time.perf_counter()
-            with psycopg.connect(server.url(), autocommit=True) as conn:
-                now = int(time.time() * 1000)
-                conn.execute(
-                    f"UPDATE {SCHEMA}.jobs SET state = 'completed', processed_on = %s, "
-                    "finished_on = %s + (score % 1000000), score = %s + (score % 1000000), "
-                    "returnvalue = 'null', atm = 1 WHERE state IN ('wait', 'paused')",
-                    (now, now, now),
-                )
-            print(f"completed by one SQL UPDATE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
-            print("reads right after the fill:")
-            await reads(queue, n)
-            with psycopg.connect(server.url(), autocommit=True) as conn:
-                t0 = time.perf_counter()
-                conn.execute(f"VACUUM ANALYZE {SCHEMA}.jobs")
-                print(f"VACUUM ANALYZE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
-            print("reads after VACUUM ANALYZE:")
-            await reads(queue, n)
-            took: list[float] = []
-            t0 = time.perf_counter()
-            while True:
-                t1 = time.perf_counter()
-                gone = await queue.clean(0, limit=batch, state="completed")
-                took.append((time.perf_counter() - t1) * 1000)
-                if len(gone) < batch:
-                    break
-            total = time.perf_counter() - t0
-            print(
-                f"retention: clean(0, limit={batch:,}) x {len(took)}: {total:.1f} s in all "
-                f"({n / total:,.0f} jobs/s); a batch median {statistics.median(took):.0f} ms, "
-                f"max {max(took):.0f} ms; {sizes(url)}"
+async def main(n: int, batch: int, server: PostgresServer) -> None:
+    url = server.url(schema=SCHEMA)
+    async with Queue("scale", url=url) as queue:
+        t0 = time.perf_counter()
+        step = 10_000
+        for i in range(0, n, step):
+            await queue.add_bulk([("noop", {"i": j}) for j in range(i, min(i + step, n))])
+        print(f"add_bulk {n:,} jobs: {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            now = int(time.time() * 1000)
+            conn.execute(
+                f"UPDATE {SCHEMA}.jobs SET state = 'completed', processed_on = %s, "
+                "finished_on = %s + (score % 1000000), score = %s + (score % 1000000), "
+                "returnvalue = 'null', atm = 1 WHERE state IN ('wait', 'paused')",
+                (now, now, now),
             )
-            print("reads of the emptied queue:")
-            await reads(queue, n)
+        print(f"completed by one SQL UPDATE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
+        print("reads right after the fill:")
+        await reads(queue, n)
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            t0 = time.perf_counter()
+            conn.execute(f"VACUUM ANALYZE {SCHEMA}.jobs")
+            print(f"VACUUM ANALYZE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
+        print("reads after VACUUM ANALYZE:")
+        await reads(queue, n)
+        took: list[float] = []
+        t0 = time.perf_counter()
+        while True:
+            t1 = time.perf_counter()
+            gone = await queue.clean(0, limit=batch, state="completed")
+            took.append((time.perf_counter() - t1) * 1000)
+            if len(gone) < batch:
+                break
+        total = time.perf_counter() - t0
+        print(
+            f"retention: clean(0, limit={batch:,}) x {len(took)}: {total:.1f} s in all "
+            f"({n / total:,.0f} jobs/s); a batch median {statistics.median(took):.0f} ms, "
+            f"max {max(took):.0f} ms; {sizes(url)}"
+        )
+        print("reads of the emptied queue:")
+        await reads(queue, n)
 
 
 if __name__ == "__main__":
@@ -110,4 +110,6 @@ if __name__ == "__main__":
     parser.add_argument("n", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=10_000)
     a = parser.parse_args()
-    asyncio.run(main(a.n, a.batch))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # our server stops on SIGTERM
+    with PostgresServer() as pg:
+        asyncio.run(main(a.n, a.batch, pg))

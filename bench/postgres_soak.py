@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -47,57 +48,54 @@ async def produce(queue: Queue, rate: float, added: list[int], stop: asyncio.Eve
             await asyncio.sleep(ahead)
 
 
-async def main(a: argparse.Namespace) -> None:
-    with PostgresServer(settings=a.autovacuum) as server:
-        url = server.url(schema=SCHEMA)
-        admin = server.url()
-        processed = [0]
+async def main(a: argparse.Namespace, server: PostgresServer) -> None:
+    url = server.url(schema=SCHEMA)
+    admin = server.url()
+    processed = [0]
 
-        async def noop(job: Job) -> None:
-            processed[0] += 1
+    async def noop(job: Job) -> None:
+        processed[0] += 1
 
-        async with Queue("soak", url=url) as queue:
-            await queue.add("warm", {})
-            worker = Worker(
-                "soak", noop, url=url, concurrency=50, remove_on_complete={"count": a.keep}
-            )
-            runner = asyncio.create_task(worker.run(handle_signals=False))
-            added = [0]
-            stop = asyncio.Event()
-            producer = asyncio.create_task(produce(queue, a.rate, added, stop))
+    async with Queue("soak", url=url) as queue:
+        await queue.add("warm", {})
+        worker = Worker("soak", noop, url=url, concurrency=50, remove_on_complete={"count": a.keep})
+        runner = asyncio.create_task(worker.run(handle_signals=False))
+        added = [0]
+        stop = asyncio.Event()
+        producer = asyncio.create_task(produce(queue, a.rate, added, stop))
+        print(
+            f"soak: {a.minutes} min, producer {a.rate:,.0f} jobs/s, keep {a.keep:,} "
+            f"completed, server settings {a.autovacuum or 'default'}",
+            flush=True,
+        )
+        last_added = last_done = 0
+        for minute in range(1, a.minutes + 1):
+            await asyncio.sleep(60)
+            t0 = time.perf_counter()
+            counts = await queue.get_job_counts()
+            counts_ms = (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            await queue.get_jobs("completed", 0, 19)
+            page_ms = (time.perf_counter() - t0) * 1000
+            done, made = processed[0], added[0]
             print(
-                f"soak: {a.minutes} min, producer {a.rate:,.0f} jobs/s, keep {a.keep:,} "
-                f"completed, server settings {a.autovacuum or 'default'}",
+                f"[{minute:3d} min] added {(made - last_added) / 60:7,.0f}/s, processed "
+                f"{(done - last_done) / 60:7,.0f}/s; waiting {counts['waiting']:,}, "
+                f"completed {counts['completed']:,}; counts {counts_ms:.1f} ms, "
+                f"page {page_ms:.1f} ms",
                 flush=True,
             )
-            last_added = last_done = 0
-            for minute in range(1, a.minutes + 1):
-                await asyncio.sleep(60)
-                t0 = time.perf_counter()
-                counts = await queue.get_job_counts()
-                counts_ms = (time.perf_counter() - t0) * 1000
-                t0 = time.perf_counter()
-                await queue.get_jobs("completed", 0, 19)
-                page_ms = (time.perf_counter() - t0) * 1000
-                done, made = processed[0], added[0]
+            for name, size, live, dead, av, aa in table_stats(admin):
                 print(
-                    f"[{minute:3d} min] added {(made - last_added) / 60:7,.0f}/s, processed "
-                    f"{(done - last_done) / 60:7,.0f}/s; waiting {counts['waiting']:,}, "
-                    f"completed {counts['completed']:,}; counts {counts_ms:.1f} ms, "
-                    f"page {page_ms:.1f} ms",
+                    f"        {name:<13} {size / 2**20:8.1f} MB  live {live:>9,}  "
+                    f"dead {dead:>9,}  autovacuum {av:>3}  autoanalyze {aa:>3}",
                     flush=True,
                 )
-                for name, size, live, dead, av, aa in table_stats(admin):
-                    print(
-                        f"        {name:<13} {size / 2**20:8.1f} MB  live {live:>9,}  "
-                        f"dead {dead:>9,}  autovacuum {av:>3}  autoanalyze {aa:>3}",
-                        flush=True,
-                    )
-                last_added, last_done = made, done
-            stop.set()
-            await producer
-            await worker.close()
-            await runner
+            last_added, last_done = made, done
+        stop.set()
+        await producer
+        await worker.close()
+        await runner
 
 
 if __name__ == "__main__":
@@ -106,4 +104,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--keep", type=int, default=10_000)
     parser.add_argument("--autovacuum", action="append", default=[], metavar="NAME=VALUE")
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # our server stops on SIGTERM
+    with PostgresServer(settings=args.autovacuum) as pg:
+        asyncio.run(main(args, pg))
