@@ -1240,10 +1240,12 @@ def main() -> None:
             for row in SYSTEMS[name].d_rows:
                 if row.key in ws.get("D", {}):
                     add_ratios(ws["D"][row.key], base.get("D", {}).get(row.compare, {}))
-    notes = [
-        f"Median (min-max) of {a.runs} run(s); **ratio** = this system / Node BullMQ 5.62.0 "
-        "in the same run (throughput: higher is better; latency and memory: lower is better).",
-    ]
+    notes = [f"Median (min-max) of {a.runs} run(s)."]
+    if any(isinstance(s, System) for s in systems):
+        notes[0] += (
+            " **ratio** = this system / Node BullMQ 5.62.0 in the same run (throughput: "
+            "higher is better; latency and memory: lower is better)."
+        )
     pg_workload.add_ratios(summary)
     scaled = [
         s
