@@ -3,7 +3,8 @@ counts, the first and the last page, and retention take. Prints; asserts nothing
 
 Fill: ``add_bulk`` (batches of 10,000), then one SQL UPDATE moves every job to
 ``completed`` as a worker would leave it (finished_on, processed_on, returnvalue; the
-completed list's score is the finish time), without N handler runs. Then, each the median
+completed list's score is the finish time, spread over the last 1,000 s), without N
+handler runs. Then, each the median
 of 5 after 1 warm-up: ``get_job_counts()`` (every state), ``get_jobs("completed", 0, 19)``
 (the newest 20) and the oldest 20 (``-20..-1``); then ``VACUUM ANALYZE`` and the same again;
 then ``clean(0, limit=B)`` in batches until the queue is empty, timing each batch.
@@ -74,17 +75,20 @@ async def main(n: int, batch: int, server: PostgresServer) -> None:
             now = int(time.time() * 1000)
             conn.execute(
                 f"UPDATE {SCHEMA}.jobs SET state = 'completed', processed_on = %s, "
-                "finished_on = %s + (score % 1000000), score = %s + (score % 1000000), "
+                "finished_on = %s - 1000000 + (score %% 1000000), "
+                "score = %s - 1000000 + (score %% 1000000), "
                 "returnvalue = 'null', atm = 1 WHERE state IN ('wait', 'paused')",
                 (now, now, now),
             )
-        print(f"completed by one SQL UPDATE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
+        print(
+            f"completed by one SQL UPDATE: {time.perf_counter() - t0:.1f} s; {sizes(server.url())}"
+        )
         print("reads right after the fill:")
         await reads(queue, n)
         with psycopg.connect(server.url(), autocommit=True) as conn:
             t0 = time.perf_counter()
             conn.execute(f"VACUUM ANALYZE {SCHEMA}.jobs")
-            print(f"VACUUM ANALYZE: {time.perf_counter() - t0:.1f} s; {sizes(url)}")
+            print(f"VACUUM ANALYZE: {time.perf_counter() - t0:.1f} s; {sizes(server.url())}")
         print("reads after VACUUM ANALYZE:")
         await reads(queue, n)
         took: list[float] = []
@@ -99,7 +103,7 @@ async def main(n: int, batch: int, server: PostgresServer) -> None:
         print(
             f"retention: clean(0, limit={batch:,}) x {len(took)}: {total:.1f} s in all "
             f"({n / total:,.0f} jobs/s); a batch median {statistics.median(took):.0f} ms, "
-            f"max {max(took):.0f} ms; {sizes(url)}"
+            f"max {max(took):.0f} ms; {sizes(server.url())}"
         )
         print("reads of the emptied queue:")
         await reads(queue, n)
