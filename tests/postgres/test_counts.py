@@ -9,7 +9,9 @@ import asyncio
 import psycopg
 
 from dockyard import Job, Queue, Worker
+from dockyard.backends.postgres.schema import migrate
 
+from ..pgserver import PostgresServer
 from ..waiting import wait_for
 
 
@@ -87,3 +89,23 @@ async def test_counts_of_two_queues_in_one_schema_stay_apart(postgres_url: str) 
         )
         assert await q.get_job_counts("waiting") == {"waiting": 5}
         assert await other.get_job_counts("waiting") == {"waiting": 3}
+
+
+def test_migrating_a_version_1_schema_counts_the_jobs_it_holds(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert migrate(conn, "m_counts", target=1) == 1
+        conn.execute("INSERT INTO m_counts.queues (prefix, name) VALUES ('bull', 'q')")
+        for i, state in enumerate(["wait", "wait", "completed", "failed", "wait"]):
+            conn.execute(
+                "INSERT INTO m_counts.jobs (qid, id, name, data, opts, timestamp, state, score) "
+                "SELECT qid, %s, 'n', '{}', '{}', 0, %s, %s FROM m_counts.queues",
+                (str(i), state, i),
+            )
+        migrate(conn, "m_counts")
+        rows = conn.execute(
+            "SELECT state, sum(n) FROM m_counts.state_counts GROUP BY state ORDER BY state"
+        ).fetchall()
+    assert [(state, int(n)) for state, n in rows] == [("completed", 1), ("failed", 1), ("wait", 3)]
