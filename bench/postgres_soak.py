@@ -1,8 +1,9 @@
 """A long run of the postgresql:// store on a private server: a producer adds jobs without
 pause while one worker (concurrency 50, retention on) runs them; every minute it prints
-the jobs added and processed, the time of ``get_job_counts()`` and of a claim-sized read,
-and per table its size, live and dead tuples and autovacuum runs (pg_stat_user_tables):
-whether bloat slows the queue down, and what autovacuum keeps up with. Asserts nothing.
+the jobs added and processed, the time of ``get_job_counts()`` and of a page of 20
+completed jobs, and per table its size, live and dead tuples, autovacuum runs and the
+share of HOT updates (pg_stat_user_tables): whether bloat slows the queue down, and what
+autovacuum keeps up with. Asserts nothing.
 
 Usage: ``python bench/postgres_soak.py [--minutes 60] [--rate 2000] [--keep 10000]
 [--autovacuum name=value ...]`` (rate: jobs/s the producer aims at, in bulks of 100;
@@ -31,7 +32,8 @@ def table_stats(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(
             "SELECT relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup, "
-            "autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
+            "autovacuum_count, autoanalyze_count, n_tup_upd, n_tup_hot_upd "
+            "FROM pg_stat_user_tables "
             "WHERE schemaname = %s AND relname = ANY(%s) ORDER BY relname",
             (SCHEMA, list(TABLES)),
         ).fetchall()
@@ -85,10 +87,11 @@ async def main(a: argparse.Namespace, server: PostgresServer) -> None:
                 f"page {page_ms:.1f} ms",
                 flush=True,
             )
-            for name, size, live, dead, av, aa in table_stats(admin):
+            for name, size, live, dead, av, aa, upd, hot in table_stats(admin):
                 print(
                     f"        {name:<13} {size / 2**20:8.1f} MB  live {live:>9,}  "
-                    f"dead {dead:>9,}  autovacuum {av:>3}  autoanalyze {aa:>3}",
+                    f"dead {dead:>9,}  autovacuum {av:>3}  autoanalyze {aa:>3}  "
+                    f"HOT updates {hot / upd if upd else 0:4.0%}",
                     flush=True,
                 )
             last_added, last_done = made, done
