@@ -12,15 +12,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.pgserver import PostgresServer
-
 from dockyard import Job, Queue, Worker
+from dockyard.devserver import PostgresServer
 
 
 async def noop(job: Job) -> None:

@@ -1,13 +1,16 @@
-"""dockyard's benchmark against Node BullMQ and the Python job queues, on one private Redis.
+"""dockyard's benchmark against Node BullMQ and the Python job queues, on one private Redis
+(and, for workload P, one private PostgreSQL).
 
     python3 bench/run.py [--quick] [--systems a,b] [--workloads A,B] [--runs 3] [--jobs 20000]
+    python3 bench/run.py --workloads P --runs 3     # the PostgreSQL queues alone
 
 Any python3 >= 3.11 will do: the script makes ``bench/.venv`` (dockyard with its ``fast``
 extra and every Python peer at a pinned version) and ``bench/node/node_modules`` (``npm ci``
 of BullMQ 5.62.0 and 6.7.0 from the committed lock file), then re-runs itself inside the
 venv. It starts one private ``redis-server`` (free loopback port, temp folder, no
 persistence), runs every system on workloads A-E (see bench/README.md) in interleaved runs,
-prints tables of medians with ratios to Node BullMQ 5.62.0 measured in the same run, and
+prints tables of medians with ratios to Node BullMQ 5.62.0 measured in the same run (P:
+to Node BullMQ 6.7.0 on PostgreSQL; the server is dockyard.devserver.PostgresServer), and
 writes every raw figure with versions and machine facts to ``bench/results/<UTC>.json``.
 """
 
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pg_workload
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = BENCH / ".venv"
@@ -55,6 +60,7 @@ PINS = [
     "celery[redis]==5.7.0",
     "saq==0.26.4",
     "dramatiq[redis]==2.2.1",
+    "procrastinate==3.10.0",
     "redis==8.1.0",
     "hiredis==3.5.0",
     "psutil==7.2.2",
@@ -80,9 +86,9 @@ def _require(tool: str, script: str) -> None:
 
 
 def _pip_install(python: Path) -> dict[str, str]:
-    """dockyard[fast] and the pins; returns {pin: what was installed instead} for misses."""
+    """dockyard[fast,postgres] and the pins; returns {pin: what was installed instead}."""
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-e", f"{ROOT}[fast]"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[fast,postgres]"], check=True)
     if subprocess.run([*pip, *PINS]).returncode == 0:
         return {}
     substitutes: dict[str, str] = {}
@@ -412,7 +418,7 @@ class Logs:
 LOGS: Logs
 
 
-def run_once(system: System, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+def run_once(system: Any, spec: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     """Run a peer to its end; its last JSON stdout line is the result."""
     with LOGS.file(system.name) as err:
         err.write(f"\n=== {time.strftime('%H:%M:%S')} {spec}\n".encode())
@@ -764,7 +770,12 @@ def enqueue(client: Any, system: System, n: int) -> dict[str, Any]:
     return result
 
 
-def applies(workload: str, system: System) -> bool:
+def applies(workload: str, system: Any) -> bool:
+    """Workloads A-E are the Redis systems', P the PostgreSQL systems'."""
+    if not isinstance(system, System):
+        return workload == "P"
+    if workload == "P":
+        return False
     return (workload != "D" or system.can_await) and (workload != "E" or system.rss)
 
 
@@ -773,8 +784,10 @@ def jobs_for(system: System, a: argparse.Namespace) -> int:
     return max(1000, int(a.jobs * system.scale))
 
 
-def workload(client: Any, name: str, system: System, a: argparse.Namespace) -> dict[str, Any]:
+def workload(client: Any, name: str, system: Any, a: argparse.Namespace) -> dict[str, Any]:
     """One workload for one system, one run."""
+    if name == "P":
+        return pg_workload.measure(system, PG, a.pg_jobs, run_once)
     if name == "A":
         return enqueue(client, system, a.jobs)
     if name == "B":
@@ -1054,12 +1067,12 @@ def versions() -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     dists = ["dockyard", "bullmq", "arq", "rq", "celery", "kombu", "saq", "dramatiq"]
-    for dist in [*dists, "redis", "hiredis", "uvloop", "orjson", "psutil"]:
+    for dist in [*dists, "procrastinate", "psycopg", "redis", "hiredis", "uvloop", "orjson"]:
         try:
             out[dist] = version(dist)
         except Exception:
             out[dist] = "not installed"
-    for alias in ("bullmq5", "bullmq6", "ioredis"):
+    for alias in ("bullmq5", "bullmq6", "ioredis", "pg"):
         pkg = NODE / "node_modules" / alias / "package.json"
         out[f"npm {alias}"] = json.loads(pkg.read_text())["version"] if pkg.exists() else "-"
     out["pin_substitutes"] = _stamp(VENV / ".installed").get("substitutes", {})
@@ -1070,6 +1083,7 @@ def versions() -> dict[str, Any]:
 
 URL = ""
 REDIS_PID = 0
+PG: Any = None  # the private PostgreSQL server of workload P
 
 
 @contextlib.contextmanager
@@ -1092,16 +1106,20 @@ def parse_args() -> argparse.Namespace:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    every = [*SYSTEMS, *pg_workload.PG_SYSTEMS]
     parser.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help=f"comma-separated; default all: {','.join(SYSTEMS)}",
+        default=",".join(every),
+        help=f"comma-separated; default all: {','.join(every)} (the last three: workload P)",
     )
-    parser.add_argument("--workloads", default="A,B,C,D,E", help="default A,B,C,D,E")
+    parser.add_argument(
+        "--workloads", default="A,B,C,D,E,P", help="default A,B,C,D,E,P (P: PostgreSQL)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="default 3")
     parser.add_argument("--jobs", type=int, default=20_000, help="N of A, B, D (default 20000)")
     parser.add_argument("--latency-jobs", type=int, default=1_000, help="N of C (default 1000)")
     parser.add_argument("--rss-jobs", type=int, default=100_000, help="N of E (default 100000)")
+    parser.add_argument("--pg-jobs", type=int, default=10_000, help="N of P (default 10000)")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -1111,16 +1129,17 @@ def parse_args() -> argparse.Namespace:
     a = parser.parse_args()
     if a.quick:  # smaller defaults; flags given explicitly win
         quick = {"runs": 1, "jobs": 5_000, "latency_jobs": 200, "rss_jobs": 20_000}
+        quick["workloads"] = "A,B,C,D,E"
         quick["systems"] = QUICK_SYSTEMS
         for key, value in quick.items():
             if getattr(a, key) == parser.get_default(key):
                 setattr(a, key, value)
-    unknown = [s for s in a.systems.split(",") if s and s not in SYSTEMS]
+    unknown = [s for s in a.systems.split(",") if s and s not in every]
     if unknown:
-        parser.error(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
-    bad = [w for w in a.workloads.split(",") if w and w not in "ABCDE"]
+        parser.error(f"unknown system(s) {unknown}; choose from {', '.join(every)}")
+    bad = [w for w in a.workloads.split(",") if w and w not in "ABCDEP"]
     if bad:
-        parser.error(f"unknown workload(s) {bad}; choose from A,B,C,D,E")
+        parser.error(f"unknown workload(s) {bad}; choose from A,B,C,D,E,P")
     return a
 
 
@@ -1153,15 +1172,17 @@ def brief(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    global URL, LOGS, REDIS_PID
+    global URL, LOGS, REDIS_PID, PG
     a = parse_args()  # before the set-up: --help and bad flags answer at once
     ensure_environment()
     import redis
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     LOGS = Logs(stamp)
-    systems = [SYSTEMS[s] for s in a.systems.split(",") if s]
+    names = [s for s in a.systems.split(",") if s]
     loads = [w for w in a.workloads.split(",") if w]
+    every: dict[str, Any] = {**SYSTEMS, **pg_workload.PG_SYSTEMS}
+    systems = [every[s] for s in names if any(applies(w, every[s]) for w in loads)]
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
         s.name: {w: [] for w in loads if applies(w, s)} for s in systems
     }
@@ -1170,9 +1191,14 @@ def main() -> None:
     t0 = time.monotonic()
     say(
         f"dockyard bench: {len(systems)} systems, workloads {','.join(loads)}, {a.runs} run(s), "
-        f"N={a.jobs:,}; peer logs in {LOGS.dir.relative_to(ROOT)}"
+        f"N={a.jobs:,} (P: {a.pg_jobs:,}); peer logs in {LOGS.dir.relative_to(ROOT)}"
     )
-    with terminate_on_signals(), RedisServer() as server:
+    with terminate_on_signals(), RedisServer() as server, contextlib.ExitStack() as stack:
+        if any(applies("P", s) for s in systems) and "P" in loads:
+            from dockyard.devserver import PostgresServer
+
+            PG = stack.enter_context(PostgresServer())
+            say(f"PostgreSQL on 127.0.0.1:{PG.port} (private, fsync off) for workload P")
         URL = server.url
         REDIS_PID = server.process.pid if server.process else 0
         client = redis.Redis(port=server.port)
@@ -1206,17 +1232,26 @@ def main() -> None:
             if name == BASE:
                 continue
             add_ratios(ws, base)
+            if name not in SYSTEMS:
+                continue
             for row in SYSTEMS[name].rows:  # B rows without a twin at Node: their stated twin
                 if row.compare and row.key in ws.get("B", {}):
                     add_ratios(ws["B"][row.key], base.get("B", {}).get(row.compare, {}))
             for row in SYSTEMS[name].d_rows:
                 if row.key in ws.get("D", {}):
                     add_ratios(ws["D"][row.key], base.get("D", {}).get(row.compare, {}))
-    notes = [
-        f"Median (min-max) of {a.runs} run(s); **ratio** = this system / Node BullMQ 5.62.0 "
-        "in the same run (throughput: higher is better; latency and memory: lower is better).",
+    notes = [f"Median (min-max) of {a.runs} run(s)."]
+    if any(isinstance(s, System) for s in systems):
+        notes[0] += (
+            " **ratio** = this system / Node BullMQ 5.62.0 in the same run (throughput: "
+            "higher is better; latency and memory: lower is better)."
+        )
+    pg_workload.add_ratios(summary)
+    scaled = [
+        s
+        for s in systems
+        if isinstance(s, System) and s.scale < 1 and any(w in loads for w in "BD")
     ]
-    scaled = [s for s in systems if s.scale < 1 and any(w in loads for w in "BD")]
     if scaled:
         notes.append(
             "Fewer jobs for slow peers in B and D: "
@@ -1237,6 +1272,7 @@ def main() -> None:
             f"(median; max {shares[-1]:.0%}) while workers ran: the noise of this run."
         )
     text = "\n".join(notes) + "\n\n" + report(summary, errors)
+    text += pg_workload.report(summary, table)
     say("")
     say(text)
     path = a.out or RESULTS / f"{stamp}.json"
@@ -1252,7 +1288,7 @@ def main() -> None:
             "dockyard_source_at_end": source_at_end,
         },
         "settings": {s.name: s.settings for s in systems},
-        "rows": {s.name: {r.key: r.label for r in s.rows} for s in systems},
+        "rows": {s.name: {r.key: r.label for r in s.rows} for s in systems if s.name in SYSTEMS},
         "summary": summary,
         "raw": raw,
         "errors": errors,

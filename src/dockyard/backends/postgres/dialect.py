@@ -43,6 +43,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "metrics": ("qid", "kind"),
     "schedulers": ("qid", "sid"),
     "dependencies": ("parent_qid", "parent_id", "child_key"),
+    "state_counts": (),  # no key: rows are appended and folded (schema.py, migration 2)
 }
 _TABLE_RE = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+(" + "|".join(TABLES) + r")\b")
 _REPLACE_RE = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)", re.S)

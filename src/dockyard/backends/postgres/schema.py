@@ -137,6 +137,55 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE SEQUENCE job_seq",
         "CREATE SEQUENCE prio_seq",
     ),
+    # Counts without a scan: every statement on jobs appends its change per (queue, state)
+    # to state_counts (append only: an add in a caller's open transaction locks no row that
+    # others wait for); one statement in 256 also folds the committed rows it can lock
+    # into one per (queue, state), skipping rows another transaction holds.
+    2: (
+        "LOCK TABLE jobs IN SHARE MODE",  # the backfill sees every committed job, no writer
+        f"""CREATE TABLE state_counts (
+            qid BIGINT NOT NULL,
+            state TEXT {_C} NOT NULL,
+            n BIGINT NOT NULL
+        )""",
+        "CREATE INDEX state_counts_by_queue ON state_counts (qid, state)",
+        "CREATE SEQUENCE state_counts_fold",
+        "INSERT INTO state_counts SELECT qid, state, count(*) FROM jobs GROUP BY qid, state",
+        """CREATE FUNCTION count_states() RETURNS trigger LANGUAGE plpgsql
+        SET search_path FROM CURRENT AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO state_counts
+                SELECT qid, state, count(*) FROM new_rows GROUP BY qid, state;
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO state_counts
+                SELECT qid, state, -count(*) FROM old_rows GROUP BY qid, state;
+            ELSE
+                INSERT INTO state_counts
+                SELECT qid, state, sum(d) FROM (
+                    SELECT qid, state, 1 AS d FROM new_rows
+                    UNION ALL SELECT qid, state, -1 FROM old_rows
+                ) AS moved GROUP BY qid, state HAVING sum(d) <> 0;
+            END IF;
+            IF nextval('state_counts_fold') % 256 = 0 THEN
+                WITH gone AS (
+                    DELETE FROM state_counts WHERE ctid = ANY (ARRAY(
+                        SELECT ctid FROM state_counts FOR UPDATE SKIP LOCKED
+                    )) RETURNING qid, state, n
+                )
+                INSERT INTO state_counts
+                SELECT qid, state, sum(n) FROM gone GROUP BY qid, state HAVING sum(n) <> 0;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER jobs_counted_on_insert AFTER INSERT ON jobs
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_states()""",
+        """CREATE TRIGGER jobs_counted_on_update AFTER UPDATE ON jobs
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION count_states()""",
+        """CREATE TRIGGER jobs_counted_on_delete AFTER DELETE ON jobs
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION count_states()""",
+    ),
 }
 LATEST = max(MIGRATIONS)
 LEDGER = "dockyard_schema"

@@ -290,11 +290,7 @@ class SqliteBackend(SqliteAdmin):
                 raise ValueError(state)
 
         def count(s: QueueStore) -> dict[str, int]:
-            by_state = dict(
-                s.conn.execute(
-                    "SELECT state, count(*) FROM jobs WHERE qid = ? GROUP BY state", (s.qid,)
-                ).fetchall()
-            )
+            by_state = s.state_totals()
             return {st: int(by_state.get("wait" if st == "waiting" else st, 0)) for st in states}
 
         counts: dict[str, int] = await self._run(count, write=False)
@@ -307,22 +303,24 @@ class SqliteBackend(SqliteAdmin):
             raise ValueError(state)
 
         def ids(s: QueueStore) -> list[str]:
-            total = s.conn.execute(
-                "SELECT count(*) FROM jobs WHERE qid = ? AND state = ?", (s.qid, where)
-            ).fetchone()[0]
+            total = s.state_total(where)
             lo = start if start >= 0 else max(total + start, 0)
             hi = min(end if end >= 0 else total + end, total - 1)
             if lo > hi:
                 return []
-            order = "ASC" if asc else "DESC"
-            return [
+            # A page past the middle is read from the other end: the offset stays small.
+            backwards = lo > total - 1 - hi
+            order = "ASC" if asc != backwards else "DESC"
+            offset = total - 1 - hi if backwards else lo
+            found = [
                 r[0]
                 for r in s.conn.execute(
                     f"SELECT id FROM jobs WHERE qid = ? AND state = ? ORDER BY score {order}, "
                     f"id {order} LIMIT ? OFFSET ?",
-                    (s.qid, where, hi - lo + 1, lo),
+                    (s.qid, where, hi - lo + 1, offset),
                 )
             ]
+            return found[::-1] if backwards else found
 
         found: list[str] = await self._run(ids, write=False)
         return found

@@ -110,12 +110,15 @@ def _retain(store: QueueStore, target: str, now: int, keep_count: int, keep_age:
         ).fetchall()
         store.delete([r[0] for r in old])
     if keep_count > 0:
-        old = conn.execute(
-            "SELECT id FROM jobs WHERE qid = ? AND state = ? ORDER BY score DESC "
-            "LIMIT -1 OFFSET ?",
-            (qid, target, keep_count),
-        ).fetchall()
-        store.delete([r[0] for r in old])
+        # The oldest beyond the newest keep_count: reads only the excess (PostgreSQL's
+        # state_total needs no scan) rather than skipping keep_count rows each time.
+        excess = store.state_total(target) - keep_count
+        if excess > 0:
+            old = conn.execute(
+                "SELECT id FROM jobs WHERE qid = ? AND state = ? ORDER BY score, id LIMIT ?",
+                (qid, target, excess),
+            ).fetchall()
+            store.delete([r[0] for r in old])
 
 
 def _emit_finished(

@@ -198,6 +198,20 @@ class QueueStore(DedupAndMetrics):
         )
         return 0
 
+    def state_totals(self) -> dict[str, int]:
+        """How many jobs of this queue are in each stored state (states with none: absent)."""
+        rows = self.conn.execute(
+            "SELECT state, count(*) FROM jobs WHERE qid = ? GROUP BY state", (self.qid,)
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def state_total(self, state: str) -> int:
+        """How many jobs of this queue are in one stored state."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM jobs WHERE qid = ? AND state = ?", (self.qid, state)
+        ).fetchone()
+        return int(row[0])
+
     def job_state(self, job_id: str) -> str | None:
         row = self.conn.execute(
             "SELECT state FROM jobs WHERE qid = ? AND id = ?", (self.qid, job_id)
