@@ -62,7 +62,8 @@ export function jobView(root, route) {
     try {
       job = await call(jobPath(queue, id));
     } catch (error) {
-      if (error.status !== 404 || gone) throw error;
+      if (gone) return; // the view was left while this read was on its way: say nothing
+      if (error.status !== 404) throw error;
       $("job-title").textContent = `Job ${id} is not in queue ${queue} (removed, or never added)`;
       $("job-panel").dataset.missing = "true";
       return;
