@@ -11,13 +11,12 @@ Same interface as the SQLite notifier, so the backend's waiting loops are shared
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import defaultdict
-from typing import Any
 
 import psycopg
 
+from ..wakeup import Waiter
 from .store import CHANNEL
 
 #: The longest a waiter sleeps without looking (the polling backstop), seconds.
@@ -27,25 +26,6 @@ _IDLE_SECONDS = 10.0
 _STARTING = 0.02
 
 
-class _Waiter:
-    __slots__ = ("future", "loop", "schema", "seen")
-
-    def __init__(self, schema: str, seen: int) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-        self.schema = schema
-        self.seen = seen
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self.loop.call_soon_threadsafe(_resolve, self.future)
-
-
-def _resolve(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class Listener:
     """The LISTEN connection of one database; see the module docstring."""
 
@@ -53,7 +33,7 @@ class Listener:
         self.conninfo = conninfo
         self._lock = threading.Lock()
         self._versions: dict[str, int] = defaultdict(int)
-        self._waiters: set[_Waiter] = set()
+        self._waiters: set[Waiter] = set()
         self._thread: threading.Thread | None = None
         self._listening = threading.Event()
 
@@ -74,7 +54,7 @@ class Listener:
     async def wait(self, schema: str, seen: int, timeout: float) -> None:
         """Return when the schema changed since ``seen``, after ``timeout`` s (at most
         :data:`BACKSTOP`), or when :meth:`wake_all` is called."""
-        waiter = _Waiter(schema, seen)
+        waiter = Waiter(seen, schema)
         with self._lock:
             if self._versions[schema] != seen:
                 return
@@ -105,7 +85,7 @@ class Listener:
             else:
                 self._versions[schema] += 1
             for waiter in list(self._waiters):
-                if schema is None or waiter.schema == schema:
+                if schema is None or waiter.tag == schema:
                     waiter.wake()
                     self._waiters.discard(waiter)
 

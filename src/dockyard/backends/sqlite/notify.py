@@ -14,27 +14,10 @@ import atexit
 import contextlib
 import sqlite3
 import threading
-from typing import Any
+
+from ..wakeup import Waiter
 
 POLL_SECONDS = 0.02
-
-
-class _Waiter:
-    __slots__ = ("future", "loop", "seen")
-
-    def __init__(self, seen: int) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-        self.seen = seen
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self.loop.call_soon_threadsafe(_resolve, self.future)
-
-
-def _resolve(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class Notifier:
@@ -45,7 +28,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._conn: sqlite3.Connection | None = None
-        self._waiters: set[_Waiter] = set()
+        self._waiters: set[Waiter] = set()
         self._thread: threading.Thread | None = None
 
     def version(self) -> int:
@@ -61,7 +44,7 @@ class Notifier:
     async def wait(self, seen: int, timeout: float) -> None:
         """Return when the file changed since ``seen`` (a :meth:`version`), or after
         ``timeout`` seconds, or when :meth:`wake_all` is called."""
-        waiter = _Waiter(seen)
+        waiter = Waiter(seen)
         with self._lock:
             self._waiters.add(waiter)
             if self._thread is None or not self._thread.is_alive():
