@@ -377,7 +377,7 @@ async def _jobs_of(url: str) -> list[Job]:
         return await queue.get_jobs(["waiting", "delayed", "prioritized"])
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(attempts=_NUMBERS, priority=st.one_of(_NUMBERS, st.integers(MAX_PRIORITY - 2,
        MAX_PRIORITY + 2)), delay=_SECONDS)  # fmt: skip
 def test_add_takes_exactly_the_numbers_the_library_takes(

@@ -67,7 +67,7 @@ def _read_shape(node: JobNode) -> tuple[Any, ...]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(tree=TREES)
 def test_generated_trees_are_stored_and_read_back_or_refused(

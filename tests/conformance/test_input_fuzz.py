@@ -20,7 +20,7 @@ from dockyard import DockyardError, InvalidJobError, InvalidOptionError, Job, Qu
 from dockyard.options import RESERVED_IDS
 
 FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 _LONE = st.sampled_from(["\udce9", "\ud800", "\udfff"])
@@ -250,7 +250,7 @@ def test_options_are_applied_or_refused(backend_url: str, options: dict[str, Any
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(value=JSONISH)
 def test_return_values_are_stored_as_returned_or_fail_the_job(backend_url: str, value: Any) -> None:

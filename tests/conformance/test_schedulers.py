@@ -433,7 +433,7 @@ _PLAUSIBLE = st.one_of(
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     sid=st.one_of(st.text("ab-_. é7", min_size=1, max_size=6), st.text(max_size=6), st.just("a:b")),

@@ -70,7 +70,6 @@ def _iso(ms: int) -> str:
 @pytest.mark.interop
 @settings(
     max_examples=2,
-    deadline=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -104,7 +103,7 @@ def test_random_patterns_give_cron_parser_4_9_sequences(
 
 
 @pytest.mark.interop
-@settings(max_examples=1, deadline=None, phases=[Phase.explicit, Phase.generate])
+@settings(max_examples=1, phases=[Phase.explicit, Phase.generate])
 @given(patterns=st.lists(cron_patterns, min_size=40, max_size=40))
 def test_patterns_either_cron_parser_refuses_are_refused(patterns: list[str]) -> None:
     requests = [{"pattern": p, "tz": "UTC", "base": 0, "steps": 0} for p in patterns]

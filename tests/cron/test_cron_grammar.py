@@ -72,13 +72,13 @@ def _parse_or_refuse(text: str) -> CronPattern | None:
         return None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(text=junk_patterns)
 def test_random_text_parses_or_raises_invalid_option_error(text: str) -> None:
     _parse_or_refuse(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     text=cron_patterns,
     base=st.integers(1_700_000_000_000, 1_900_000_000_000),
@@ -95,7 +95,7 @@ def test_a_parsed_pattern_always_answers_a_time_after_the_base(
     assert nxt > base and nxt % 1000 == 0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(tz=st.one_of(st.text(max_size=30), st.sampled_from(ZONES)))
 def test_random_time_zones_validate_or_raise_invalid_option_error(tz: str) -> None:
     try:

@@ -22,7 +22,7 @@ from dockyard.backends.memory import reset
 from .test_flows import node
 
 MODEL = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 POLICIES: list[FailurePolicy | None] = [None, "fpof", "cpof", "idof", "rdof"]
 CHILD = st.tuples(

@@ -59,7 +59,7 @@ upserts = st.lists(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=upserts, kind=st.sampled_from(["sqlite", "memory"]))
 def test_any_sequence_of_upserts_leaves_exactly_one_pending_iteration(

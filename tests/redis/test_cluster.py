@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import redis
@@ -90,7 +90,6 @@ def test_bad_cluster_urls_are_refused_by_name(url: str, says: str) -> None:
         Queue("{q}", url=url)
 
 
-@settings(deadline=None)  # a rediss URL builds an SSL context: slow on a loaded machine
 @given(st.text(max_size=60))
 def test_any_cluster_url_parses_or_is_refused_with_invalid_option(tail: str) -> None:
     for scheme in ("redis+cluster://", "rediss+cluster://"):
@@ -133,7 +132,6 @@ def test_a_hash_tag_in_prefix_or_name_puts_every_key_of_a_queue_in_one_slot(
 NAME_TEXT = st.text(alphabet="ab{}:-_.", min_size=1, max_size=12)
 
 
-@settings(deadline=None)
 @given(NAME_TEXT, NAME_TEXT.filter(lambda name: ":" not in name), st.lists(NAME_TEXT, max_size=5))
 def test_a_queue_is_refused_or_every_key_it_can_have_is_in_its_slot(
     prefix: str, queue: str, suffixes: list[str]

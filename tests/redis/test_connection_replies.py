@@ -111,7 +111,7 @@ async def _drive(port: int, batches: list[tuple[list[Op], str]]) -> None:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batches=_BATCHES)
 def test_every_caller_gets_its_own_reply_whatever_fails(

@@ -96,7 +96,7 @@ _BODIES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(body=_BODIES)
 def test_any_body_gets_an_answer_below_500(server: Served, body: str) -> None:
@@ -173,7 +173,7 @@ def test_unroutable_queue_names_are_refused_at_creation(server: Served) -> None:
         assert http.post("/queues/a%2Fb/jobs", json={"name": "x"}).status_code == 404
 
 
-@settings(max_examples=50, deadline=None,
+@settings(max_examples=50,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(name=st.text(min_size=1, max_size=12))
 def test_every_accepted_queue_name_can_be_opened_over_http(server: Served, name: str) -> None:

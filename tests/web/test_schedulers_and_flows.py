@@ -166,7 +166,7 @@ _BODIES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=60,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(body=_BODIES)
 def test_any_put_body_gets_an_answer_below_500(site: Served, body: Any) -> None:
