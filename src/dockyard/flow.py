@@ -100,14 +100,20 @@ class FlowProducer:
 
     # -- adding -------------------------------------------------------------------------
 
-    async def add(self, tree: Mapping[str, Any]) -> JobNode:
+    async def add(self, tree: Mapping[str, Any], *, connection: Any = None) -> JobNode:
         """Add one tree ``{"name", "queue", "data", "opts", "children": [...]}`` at once;
         its root node (``node.job``, ``node.children``). Bad input writes nothing. The jobs
-        read and change through this producer's connections: use them while it is open."""
-        return (await self.add_bulk([tree]))[0]
+        read and change through this producer's connections: use them while it is open.
+        On PostgreSQL, ``connection`` (a psycopg connection) writes the tree inside that
+        connection's open transaction, as ``Queue.add`` does (a new tree only: not one
+        whose root attaches to an existing parent)."""
+        return (await self.add_bulk([tree], connection=connection))[0]
 
-    async def add_bulk(self, trees: Iterable[Mapping[str, Any]]) -> list[JobNode]:
-        """Add several trees in one atomic write; their root nodes, in order."""
+    async def add_bulk(
+        self, trees: Iterable[Mapping[str, Any]], *, connection: Any = None
+    ) -> list[JobNode]:
+        """Add several trees in one atomic write; their root nodes, in order
+        (``connection``: as for :meth:`add`)."""
         if isinstance(trees, Mapping) or not isinstance(trees, Iterable):
             raise InvalidJobError("add_bulk takes a list of trees (dicts)")
         planned: list[_Planned] = []
@@ -119,6 +125,16 @@ class FlowProducer:
         if not planned:
             return []
         store = self._queue(planned[0].node.queue).backend
+        nodes = [p.node for p in planned]
+        if connection is not None:
+            in_tx = getattr(store, "add_flow_in_transaction", None)
+            if in_tx is None:
+                raise NotSupportedError(
+                    "connection= (adding inside your own transaction) needs the postgresql:// "
+                    f"store; the {store.kind!r} store cannot take a connection: drop the argument"
+                )
+            await in_tx(connection, nodes)
+            return [_tree(planned, root) for root in roots]
         flows = getattr(store, "flows", None)
         add_flow = getattr(flows, "add_flow", None)
         if add_flow is None:
@@ -126,7 +142,7 @@ class FlowProducer:
                 f"flows (parent/child jobs) are not available on the {store.kind!r} store yet; "
                 "use the Redis store (redis://)"
             )
-        await add_flow([p.node for p in planned])
+        await add_flow(nodes)
         return [_tree(planned, root) for root in roots]
 
     def _plan(

@@ -17,6 +17,10 @@ def _conninfo(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+async def _completed(queue: Queue, n: int) -> bool:
+    return await queue.get_job_counts("completed") == {"completed": n}
+
+
 async def test_a_job_added_in_a_committed_transaction_is_processed(postgres_url: str) -> None:
     done: list[dict[str, int]] = []
 
@@ -32,7 +36,9 @@ async def test_a_job_added_in_a_committed_transaction_is_processed(postgres_url:
             assert await queue.get_job(job.id) is None
             await conn.commit()
         await wait_for(lambda: done == [{"order": 7}], what="the committed job to run")
-        assert await queue.get_job_counts("completed") == {"completed": 1}
+        await wait_for(
+            lambda: _completed(queue, 1), what="its completion to be stored (after the handler)"
+        )
 
 
 async def test_a_job_added_in_a_rolled_back_transaction_never_existed(postgres_url: str) -> None:

@@ -3,8 +3,8 @@
 
 The SQLite backend's code with a PostgreSQL connection under it (see dialect.py): each
 instance owns one psycopg connection used from one thread of its own, every transition is
-one transaction under the schema's advisory lock, and idle workers wake on LISTEN/NOTIFY
-(notify.py). ``add``/``add_bulk`` can also write in a caller's own transaction
+one transaction under its queue's advisory lock (store.py), and idle workers wake on
+LISTEN/NOTIFY (notify.py). ``add``/``add_bulk`` can also write in a caller's own transaction
 (:meth:`add_in_transaction`).
 """
 
@@ -19,41 +19,31 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import pq
 
 from ...errors import (
-    BackendAuthError,
     BackendError,
     BackendFullError,
-    BackendPermissionError,
-    BackendRefusedError,
     BackendUnavailableError,
     DockyardError,
-    InvalidJobError,
     InvalidOptionError,
 )
 from ..base import Fetched, Finish, Lease, NewJob
 from ..flowparts import refusal as flow_refusal
+from ..flowstore import FlowNode
 from ..redis.keys import validate_queue_name
 from ..sqlite import admin
 from ..sqlite.backend import SqliteBackend
 from ..sqlite.store import QueueStore
-from . import hotpath
+from . import caller, hotpath
 from .dialect import PgConn, Rows
+from .failures import nul_refused, refusal
 from .finishing import FastFinish, run_batch
 from .notify import Notifier
 from .schema import lock_key, migrate
-from .store import PgQueueStore
+from .store import PgQueueStore, Relock
 
 SCHEMES = ("postgresql", "postgres")
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
-#: SQLSTATEs of refusals that retrying cannot fix, and what to change.
-_REFUSALS = {
-    "28P01": "the user or password is wrong",
-    "28000": "the server refused this user (pg_hba.conf has no entry that lets it in)",
-    "3D000": "the database does not exist; create it (createdb) or fix the URL's path",
-    "42501": "the user lacks a privilege dockyard needs (CREATE on the database or schema)",
-}
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -84,39 +74,24 @@ def _where(conninfo: str) -> str:
     return f"PostgreSQL at {host}:{parts.port or 5432}{parts.path or ''}"
 
 
-def refusal(exc: psycopg.Error, where: str) -> BackendRefusedError | None:
-    """The typed error of a refusal that retrying cannot fix, or None."""
-    state = exc.sqlstate
-    text = str(exc).strip()
-    if state is None:  # a refusal during the login carries no SQLSTATE in some versions
-        if "password authentication failed" in text or ("password" in text and "supplied" in text):
-            state = "28P01"
-        elif "no pg_hba.conf entry" in text:
-            state = "28000"
-        elif re.search(r'database ".*" does not exist', text):
-            state = "3D000"
-    if state not in _REFUSALS:
-        return None
-    cls = {"28P01": BackendAuthError, "28000": BackendAuthError}.get(
-        state, BackendPermissionError if state == "42501" else BackendRefusedError
-    )
-    return cls(f"{where} refused dockyard: {_REFUSALS[state]} ({text})")
-
-
 def _fetch(s: QueueStore, now: int, lease: Lease, count: int) -> Any:
     """The store's own fetch (PostgreSQL's claim), not QueueStore's."""
     return s.fetch(now, lease, count)
 
 
+def _fetch_shared(s: QueueStore, now: int, lease: Lease, count: int) -> Any:
+    """An idle worker's fetch: a claim sharing the queue's lock when it can, else one
+    under the lock (the shared path)."""
+    assert isinstance(s, PgQueueStore)
+    found = hotpath.fetch_shared(s, now, lease, count)
+    if found is not None:
+        return found
+    return PostgresBackend._write(s, _fetch, (now, lease, count))
+
+
 def _extend(s: QueueStore, locks: dict[str, str], lock_ms: int, now: int) -> Any:
     """The store's own lock renewal (one statement on PostgreSQL)."""
     return s.extend_locks(locks, lock_ms, now)
-
-
-def _nul_refused() -> InvalidJobError:
-    return InvalidJobError(
-        "PostgreSQL refused text holding a NUL character ('\\x00'); remove it. Nothing was written."
-    )
 
 
 class PostgresBackend(SqliteBackend):
@@ -153,7 +128,7 @@ class PostgresBackend(SqliteBackend):
         super().__init__("sqlite:///unused", queue, prefix=prefix)
         self._url = url
         self.path = self._where
-        self._notifier = Notifier(self.conninfo, self.schema)  # type: ignore[assignment]
+        self._notifier: Notifier = Notifier(self.conninfo, self.schema)  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<PostgresBackend {self._where} {self.schema} {self.prefix}:{self.queue}>"
@@ -211,6 +186,7 @@ class PostgresBackend(SqliteBackend):
                 pg.run_plain("ROLLBACK")
                 raise
             pg.run_plain("COMMIT")
+            self._notifier.set_queue(store.qid)
             return store
         except BaseException:
             self._raw = None
@@ -230,20 +206,33 @@ class PostgresBackend(SqliteBackend):
                 )
                 self._named = self._worker_name
             if write:
-                with store.tx():
-                    out = fn(store, *args)
+                out = self._write(store, fn, args)
                 # A result read only now: its statement's reply came with the COMMIT's.
                 return out.fetchall() if isinstance(out, Rows) else out
             return fn(store, *args)
         except psycopg.Error as exc:
             raise self._failure(exc) from None
 
+    @staticmethod
+    def _write(store: QueueStore, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``fn`` in one write transaction; run again, with the locks of every queue it
+        reached taken in order, when it reached one whose lock another held (store.py).
+        The set only grows, so this ends."""
+        assert isinstance(store, PgQueueStore)
+        more: frozenset[int] = frozenset()
+        while True:
+            try:
+                with store.tx(more):
+                    return fn(store, *args)
+            except Relock as again:
+                more = again.qids
+
     def _failure(self, exc: psycopg.Error) -> DockyardError:
         refused = refusal(exc, self._where)
         if refused is not None:
             return refused
         if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
-            return _nul_refused()
+            return nul_refused()
         raw = self._raw
         if isinstance(exc, psycopg.OperationalError) or raw is None or raw.closed:
             self._store = None  # reconnect at the next call
@@ -262,56 +251,31 @@ class PostgresBackend(SqliteBackend):
 
     async def add_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[str]:
         """Add jobs with the caller's psycopg connection, inside their open transaction
-        (or one of ours when it is in autocommit mode with none open): rolled back, the
-        jobs never existed; committed, workers are notified then."""
-        if not isinstance(connection, psycopg.Connection | psycopg.AsyncConnection):
-            raise InvalidOptionError(
-                "connection= takes a psycopg (3) Connection or AsyncConnection, got "
-                f"{type(connection).__name__}"
-            )
-        await self._run(lambda s: None, write=False)  # the schema, queue and id sequence
-        loop = asyncio.get_running_loop()
-        is_async = isinstance(connection, psycopg.AsyncConnection)
-        now = int(time.time() * 1000)
-        own = (
-            connection.autocommit
-            and connection.info.transaction_status == pq.TransactionStatus.IDLE
-        )
+        (caller.py)."""
+        return await caller.add_jobs(self, connection, jobs)
 
-        def run() -> list[str]:
-            pg = PgConn(connection, self.schema, {}, loop if is_async else None, caller_tx=True)
-            pg.run_plain("BEGIN" if own else "SAVEPOINT dockyard_add")
-            try:
-                store = PgQueueStore.on(pg, self.prefix, self.queue)
-                ids = [store.add(job, now) for job in jobs]
-                store.notify_in_tx()
-            except BaseException:
-                pg.run_plain(
-                    "ROLLBACK"
-                    if own
-                    else "ROLLBACK TO SAVEPOINT dockyard_add; RELEASE SAVEPOINT dockyard_add"
-                )
-                raise
-            pg.run_plain("COMMIT" if own else "RELEASE SAVEPOINT dockyard_add")
-            return ids
-
-        try:
-            return await asyncio.to_thread(run)
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
-                raise _nul_refused() from None
-            refused = refusal(exc, self._where)
-            raise refused or BackendError(
-                f"adding in the caller's transaction failed: {str(exc).strip()}"
-            ) from None
+    async def add_flow_in_transaction(
+        self, connection: Any, nodes: Sequence[FlowNode]
+    ) -> list[str]:
+        """Add flows (whole new trees) inside the caller's open transaction (caller.py)."""
+        return await caller.add_flow(self, connection, nodes)
 
     async def extend_locks(self, locks: Mapping[str, str], lock_ms: int) -> list[str]:
         lost: list[str] = await self._run(_extend, dict(locks), lock_ms, int(time.time() * 1000))
         return lost
 
     async def add(self, job: NewJob) -> str:
-        found = await self._run(hotpath.add_rows, job, int(time.time() * 1000))
-        return found if isinstance(found, str) else str(found[0][0])
+        found: str = await self._run(self._add_one, job, int(time.time() * 1000), write=False)
+        return found
+
+    def _add_one(self, s: QueueStore, job: NewJob, now: int) -> str:
+        """One statement when it can (hotpath.add_unlocked), else a locked transaction."""
+        assert isinstance(s, PgQueueStore)
+        found = hotpath.add_unlocked(s, job, now)
+        if found is not None:
+            return found
+        out = self._write(s, hotpath.add_rows, (job, now))
+        return out if isinstance(out, str) else str(out.fetchall()[0][0])
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         def add_all(s: QueueStore, now: int) -> list[str]:
@@ -384,7 +348,9 @@ class PostgresBackend(SqliteBackend):
     async def fetch(self, lease: Lease, count: int) -> Fetched:
         if lease.worker_name:
             self._worker_name = lease.worker_name
-        rows, ttl, due = await self._run(_fetch, int(time.time() * 1000), lease, count)
+        rows, ttl, due = await self._run(
+            _fetch_shared, int(time.time() * 1000), lease, count, write=False
+        )
         return self._fetched(rows, ttl, due, lease.token)
 
     async def wait_for_work(self, timeout: float, worker_name: str | None) -> float | None:

@@ -9,7 +9,10 @@ them on a psycopg connection, translating each statement once (then cached):
   no ``search_path`` is set on a connection, not even a caller's own;
 - ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING`` and ``INSERT OR REPLACE``
   ``ON CONFLICT (primary key) DO UPDATE`` of the columns given;
-- ``LIMIT -1`` (SQLite's "no limit") becomes ``LIMIT ALL``, and ``LIMIT ?`` accepts -1.
+- ``LIMIT -1`` (SQLite's "no limit") becomes ``LIMIT ALL``, and ``LIMIT ?`` accepts -1;
+- an array parameter (``?::text[]``, PostgreSQL's own statements) is sent in binary: the
+  server parses a text array of 1,000 strings about four times slower, and the hot path
+  (bulk add, batched finish, claim) sends several per statement.
 
 Text holding NUL (which PostgreSQL's text cannot) is stored as ``\x01`` + its JSON
 (as is text starting with ``\x01``, so the encoding is reversible and deterministic):
@@ -38,7 +41,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "queues": ("qid",),
     "jobs": ("qid", "id"),
     "logs": ("seq",),
-    "events": ("id",),
+    "events": (),  # no key since migration 3 (its id comes from a sequence)
     "dedup": ("qid", "id"),
     "metrics": ("qid", "kind"),
     "schedulers": ("qid", "sid"),
@@ -47,6 +50,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 _TABLE_RE = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+(" + "|".join(TABLES) + r")\b")
 _REPLACE_RE = re.compile(r"INSERT OR REPLACE INTO (\w+) \(([^)]*)\)", re.S)
+_ARRAY_RE = re.compile(r"%s(::\w+\[\])")
 
 
 def translate(sql: str, schema: str) -> str:
@@ -66,7 +70,7 @@ def translate(sql: str, schema: str) -> str:
         conflict = f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
     sql = sql.replace("LIMIT -1", "LIMIT ALL").replace("LIMIT ?", "LIMIT nullif(?::bigint, -1)")
     sql = _TABLE_RE.sub(lambda m: f'{m.group(1)} "{schema}".{m.group(2)}', sql)
-    sql = sql.replace("%", "%%").replace("?", "%s")
+    sql = _ARRAY_RE.sub(r"%b\1", sql.replace("%", "%%").replace("?", "%s"))
     if conflict:
         sql = sql.rstrip() + conflict
     return sql
@@ -103,6 +107,13 @@ def decode_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
                 json.loads(c[1:]) if isinstance(c, str) and c[:1] == _MARK else c for c in row
             )
     return rows
+
+
+def _has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """The statement returns rows (a query, or RETURNING): what ``cur.description is not
+    None`` says, without building a Column object per column at every statement."""
+    result = cur.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 class Rows:
@@ -142,7 +153,7 @@ class _LazyRows(Rows):
             cur = self._cur
             if cur.pgresult is None:
                 self._pipe.sync()
-            rows = self._rows = decode_rows(cur.fetchall()) if cur.description is not None else []
+            rows = self._rows = decode_rows(cur.fetchall()) if _has_rows(cur) else []
             self.rowcount = cur.rowcount
         return rows
 
@@ -182,6 +193,8 @@ class PgConn:
         self._prepare: bool | None = False if caller_tx else None
         self._pipe_cm: Any = None
         self._pipe: psycopg.Pipeline | None = None
+        #: The queues whose locks the open write transaction holds (None outside one).
+        self.locked: set[int] | None = None
         self.schema = schema
         self._cache = cache
         self._loop = loop
@@ -205,7 +218,7 @@ class PgConn:
             return _LazyRows(cur, self._pipe)
         with conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(sql, params or None, prepare=self._prepare)
-            rows = decode_rows(cur.fetchall()) if cur.description is not None else []
+            rows = decode_rows(cur.fetchall()) if _has_rows(cur) else []
             return Rows(rows, cur.rowcount)
 
     def executemany(self, text: str, seq: Sequence[Sequence[Any]]) -> Rows:
@@ -286,7 +299,7 @@ async def _run_async(
 ) -> Rows:
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(sql, params or None, prepare=prepare)
-        rows = decode_rows(await cur.fetchall()) if cur.description is not None else []
+        rows = decode_rows(await cur.fetchall()) if _has_rows(cur) else []
         return Rows(rows, cur.rowcount)
 
 

@@ -24,7 +24,8 @@ _COMPLETE_MANY = (
     "WITH v AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS v(id, token, value)), "
     "u AS (UPDATE jobs j SET lock_token = NULL, lock_until = NULL, stalled = 0, "
     "atm = j.atm + 1, state = 'completed', score = ?, finished_on = ?, returnvalue = v.value "
-    "FROM v WHERE j.qid = ? AND j.id = v.id AND j.state = 'active' AND j.lock_token = v.token "
+    "FROM v WHERE j.qid = ? AND j.id = ANY(?::text[]) AND j.id = v.id AND j.state = 'active' "
+    "AND j.lock_token = v.token "
     "AND j.lock_until > ? AND j.parent_id IS NULL AND NOT EXISTS (SELECT 1 FROM dependencies d "
     "WHERE d.parent_qid = ? AND d.parent_id = j.id AND d.state IN ('pending', 'failed')) "
     "RETURNING j.id, j.deid, v.value), "
@@ -98,7 +99,7 @@ def complete_many(s: PgQueueStore, now: int, items: list[FastFinish]) -> dict[in
             [it.result.job_id for it in items],
             [it.result.token for it in items],
             [it.result.value for it in items],
-            now, now, qid, now, qid, qid, qid, now,
+            now, now, qid, [it.result.job_id for it in items], now, qid, qid, qid, now,
         ),
     ).fetchall()  # fmt: skip
     completed = {r[0] for r in rows}

@@ -3,11 +3,13 @@
 The shared transitions read one answer per statement; over a network each read is a
 round trip. Here the common cases are single statements whose answers arrive together:
 
-- ``add`` of a plain job (no custom id, deduplication, delay or priority): one read for
-  its id, order and the queue's pause flag; the INSERT and events follow unread.
+- ``add`` of a plain job (no custom id, deduplication, delay or priority): one statement
+  (its id, order, the queue's pause flag, the row, its events and the notification),
+  which needs no lock: on its own it is the whole transaction, one round trip.
 - ``fetch``: one claim statement (``FOR UPDATE SKIP LOCKED``, several jobs at once), guarded
   so that it claims only when no pause, limit, global concurrency or due delayed job
-  needs the shared path, sent with a status read in the same round trip.
+  needs the shared path, sent with a status read in the same round trip; an idle
+  worker's fetch shares the queue's lock with other claimers and reads after COMMIT.
 - on finish, releasing a job's deduplication key is a statement nobody waits for.
 
 Anything else falls back to the shared code, which stays the reference behaviour.
@@ -15,6 +17,7 @@ Anything else falls back to the shared code, which stays the reference behaviour
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..base import Lease, NewJob
@@ -29,23 +32,26 @@ _J_COLUMNS = ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))
 
 def claim_sql(schema: str) -> str:
     """The guarded claim of up to N waiting jobs for several leases at once (the n-th job
-    gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, and
-    their ``active`` events."""
+    gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, their
+    ``active`` events, and a notification (the last parameter: its payload) when it took
+    any (:func:`fetch_shared` commits without a NOTIFY of its own). The rows it locked
+    are updated by their ``ctid``: a join on the id let a plan cached while the table was
+    small (a prepared statement's generic plan) scan every job of the queue per claim."""
     return (
         "WITH q AS (SELECT paused = 0 AND concurrency IS NULL AND rate_max IS NULL AND NOT "
         "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND score <= ?) AS fast "
         "FROM queues WHERE qid = ?), "
-        "picked AS (SELECT j.id, j.score FROM jobs j, q WHERE q.fast AND j.qid = ? AND "
-        "j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
-        "numbered AS (SELECT id, row_number() OVER (ORDER BY score) AS n FROM picked), "
+        "picked AS (SELECT j.ctid AS tid, j.id, j.score FROM jobs j, q WHERE q.fast AND "
+        "j.qid = ? AND j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
+        "numbered AS (SELECT tid, id, row_number() OVER (ORDER BY score) AS n FROM picked), "
         "taken AS (UPDATE jobs j SET state = 'active', "
         f"score = nextval('\"{schema}\".job_seq'), lock_token = (?::text[])[p.n], "
         "lock_until = (?::bigint[])[p.n], processed_on = ?, "
         "pb = coalesce((?::text[])[p.n], j.pb), ats = j.ats + 1 FROM numbered p "
-        f"WHERE j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
+        f"WHERE j.ctid = p.tid AND j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
         "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, 'active', "
         "json_build_object('jobId', id, 'prev', 'waiting')::text FROM taken) "
-        "SELECT * FROM taken"
+        "SELECT taken.* FROM taken, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
     )
 
 
@@ -72,9 +78,55 @@ def fetch(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken:
 
 
 def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> list[Taken]:
-    """Fetch for several leases at once: one claim statement for all of them."""
+    """Fetch for several leases at once, in the caller's transaction: one claim
+    statement for all of them."""
     if any(lease.limit_max is not None or count <= 0 for lease, count in wants):
         return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    taken, status = _read(*_send_claim(s, now, wants))
+    if _guarded(taken, status, now):
+        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
+    s.note_events(len(taken))
+    advance_fetched(s, [row[1] for row in taken], now)
+    return _share(wants, taken, status, lambda lease, n: QueueStore.fetch(s, now, lease, n))
+
+
+def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken | None:
+    """An idle worker's moveToActive in one round trip: a transaction that shares the
+    queue's lock with other claimers (``SKIP LOCKED`` keeps them apart) and claims, sent
+    with its COMMIT and read after it. None when the shared path must run instead
+    (nothing claimed and a pause, a limit or a due delayed job; a due trim of the
+    events). A scheduler's iteration taken here gets its next one in a locked
+    transaction right after (should the process die in between, the iteration stalls,
+    is taken again and makes it then); prioritized jobs, which come after the waiting
+    ones, are taken under the lock too."""
+    if lease.limit_max is not None or count <= 0 or not s.events_fit(count):
+        return None
+    wants = [(lease, count)]
+    pg = s.pg
+    pg.begin(s.shared_lock_sql)
+    try:
+        sent = _send_claim(s, now, wants)
+    except BaseException:
+        pg.end(False)
+        raise
+    pg.end(True)
+    taken, status = _read(*sent)
+    if _guarded(taken, status, now):
+        return None
+    s.events_noted(len(taken))
+    if any(str(row[1]).startswith("repeat:") for row in taken):
+        with s.tx():
+            advance_fetched(s, [row[1] for row in taken], now)
+
+    def more(lease: Lease, n: int) -> Taken:
+        with s.tx():
+            return QueueStore.fetch(s, now, lease, n)
+
+    return _share(wants, taken, status, more)[0]
+
+
+def _send_claim(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> tuple[Any, Any]:
+    """Send the claim and the status read (unread: a pipeline sends them together)."""
     qid = s.qid
     tokens: list[str | None] = []
     until: list[int] = []
@@ -83,34 +135,50 @@ def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> lis
         tokens += [None if lease.token == "0" else lease.token] * count
         until += [now + lease.lock_ms] * count
         names += [lease.worker_name or None] * count
-    due_score = (now + 1) * 4096 - 1
     claimed = s.conn.execute(
         s.claim_sql,
-        (qid, due_score, qid, qid, len(tokens), tokens, until, now, names, qid, qid, now),
-    )
-    status = s.conn.execute(_STATUS, (qid, qid, qid)).fetchone()
-    paused, concurrency, rate_max, prioritized, delayed = status
-    taken = sorted(claimed.fetchall())
-    if (
+        (qid, (now + 1) * 4096 - 1, qid, qid, len(tokens), tokens, until, now, names, qid,
+         qid, now, s.wake_payload),
+    )  # fmt: skip
+    return claimed, s.conn.execute(_STATUS, (qid, qid, qid))
+
+
+def _read(claimed: Any, status: Any) -> tuple[list[Any], tuple[Any, ...]]:
+    """(the claimed rows in lease order, the status row)."""
+    return sorted(claimed.fetchall()), status.fetchone()
+
+
+def _guarded(taken: list[Any], status: tuple[Any, ...], now: int) -> bool:
+    """The guard claimed nothing: the shared path applies limits and promotes."""
+    paused, concurrency, rate_max, _, delayed = status
+    return bool(
         paused
         or concurrency is not None
         or rate_max is not None
-        or (not taken and delayed is not None and delayed <= due_score)
-    ):  # the guard claimed nothing: the shared path applies limits and promotes
-        return [QueueStore.fetch(s, now, lease, count) for lease, count in wants]
-    s.note_events(len(taken))
-    advance_fetched(s, [row[1] for row in taken], now)
+        or (not taken and delayed is not None and delayed <= (now + 1) * 4096 - 1)
+    )
+
+
+def _share(
+    wants: list[tuple[Lease, int]],
+    taken: list[Any],
+    status: tuple[Any, ...],
+    more: Callable[[Lease, int], Taken],
+) -> list[Taken]:
+    """The claimed rows dealt to the leases in order; a lease left short while
+    prioritized jobs wait gets them from ``more`` (the shared path)."""
+    prioritized, delayed = status[3], status[4]
     out: list[Taken] = []
     first = 1
     for lease, count in wants:
         rows = [row[1:] for row in taken if first <= row[0] < first + count]
         first += count
         if len(rows) < count and prioritized:
-            more, ttl, due = QueueStore.fetch(s, now, lease, count - len(rows))
+            extra, ttl, due = more(lease, count - len(rows))
             if not rows:
-                out.append((more, ttl, due))
+                out.append((extra, ttl, due))
                 continue
-            rows += more
+            rows += extra
         if not rows:
             out.append(([], 0, 0 if delayed is None else int(delayed) // 4096))
         else:
@@ -119,8 +187,9 @@ def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> lis
 
 
 def add_sql(schema: str, qid: int) -> str:
-    """addJob of a plain job in one statement: its id, order and the pause flag, the row
-    and its two events; returns the id."""
+    """addJob of a plain job in one statement: its id, order and the pause flag, the row,
+    its two events and the queue's notification (the last parameter: its payload);
+    returns the id. Needs no lock, so it can run as a statement of its own."""
     return (
         f"WITH n AS (SELECT nextval('\"{schema}\".jid_{qid}')::text AS id, "
         f"nextval('\"{schema}\".job_seq') AS seq, paused FROM queues WHERE qid = ?), "
@@ -130,7 +199,7 @@ def add_sql(schema: str, qid: int) -> str:
         "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, v.name, v.fields FROM n, "
         "LATERAL (VALUES (1, 'added', json_build_object('jobId', n.id, 'name', ?::text)::text), "
         "(2, 'waiting', json_build_object('jobId', n.id)::text)) AS v(o, name, fields) "
-        "ORDER BY v.o) SELECT id FROM n"
+        "ORDER BY v.o) SELECT n.id FROM n, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
     )
 
 
@@ -140,11 +209,24 @@ def add_rows(s: PgQueueStore, job: NewJob, now: int) -> Any:
     if not _plain(job):
         return QueueStore.add(s, job, now)
     s.note_events(2)
+    return _add_plain(s, job, now)
+
+
+def _add_plain(s: PgQueueStore, job: NewJob, now: int) -> Any:
     return s.conn.execute(
         s.add_sql,
         (s.qid, s.qid, job.name, job.data, job.opts, job.timestamp, job.lifo, s.qid, now,
-         job.name),
+         job.name, s.wake_payload),
     )  # fmt: skip
+
+
+def add_unlocked(s: PgQueueStore, job: NewJob, now: int) -> str | None:
+    """addJob of a plain job as one statement outside any transaction of ours (no BEGIN,
+    lock or COMMIT: one round trip, as the add in a caller's transaction, which takes no
+    lock either); None when the job or a due trim of the events needs the locked path."""
+    if not _plain(job) or not s.events_fit(2):
+        return None
+    return str(_add_plain(s, job, now).fetchone()[0])
 
 
 def add(s: PgQueueStore, job: NewJob, now: int) -> str:
@@ -211,9 +293,9 @@ def extend_locks(s: PgQueueStore, locks: dict[str, str], lock_ms: int, now: int)
     ids = list(locks)
     kept = s.conn.execute(
         "UPDATE jobs j SET lock_until = ?, stalled = 0 FROM unnest(?::text[], ?::text[]) AS "
-        "v(id, token) WHERE j.qid = ? AND j.id = v.id AND j.lock_token = v.token AND "
-        "j.lock_until > ? RETURNING j.id",
-        (now + lock_ms, ids, [locks[i] for i in ids], s.qid, now),
+        "v(id, token) WHERE j.qid = ? AND j.id = ANY(?::text[]) AND j.id = v.id AND "
+        "j.lock_token = v.token AND j.lock_until > ? RETURNING j.id",
+        (now + lock_ms, ids, [locks[i] for i in ids], s.qid, ids, now),
     ).fetchall()
     renewed = {row[0] for row in kept}
     return [job_id for job_id in ids if job_id not in renewed]

@@ -1,10 +1,13 @@
 """Waking waiters when a transaction commits to a dockyard schema: LISTEN/NOTIFY.
 
 One thread per database per process holds a connection of its own that ``LISTEN``s on
-the channel every write transaction notifies (the payload names the schema), and only
-while someone waits. A notification bumps that schema's change counter and wakes its
-waiters; a waiter never sleeps more than :data:`BACKSTOP` seconds before looking again,
-so a lost notification (a dropped connection, a restart) delays a job by a second at most.
+the channel every write transaction notifies, and only while someone waits. The payload
+``<schema>:<qid>`` names the queue written, so a commit wakes the waiters of that queue
+(and those of the whole schema: a store not yet open), not those of every queue of the
+schema; a payload of the schema alone (an older dockyard) wakes them all. A notification
+bumps the change counters it names and wakes their waiters; a waiter never sleeps more
+than :data:`BACKSTOP` seconds before looking again, so a lost notification (a dropped
+connection, a restart) delays a job by a second at most.
 Same interface as the SQLite notifier, so the backend's waiting loops are shared.
 """
 
@@ -37,11 +40,12 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._listening = threading.Event()
 
-    def version(self, schema: str) -> int:
-        """The schema's change counter as this listener has seen it."""
+    def version(self, tag: str) -> int:
+        """The change counter of ``tag`` (``<schema>`` or ``<schema>:<qid>``) as this
+        listener has seen it."""
         with self._lock:
             self._start()
-            return self._versions[schema]
+            return self._versions[tag]
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -51,12 +55,12 @@ class Listener:
             )
             self._thread.start()
 
-    async def wait(self, schema: str, seen: int, timeout: float) -> None:
-        """Return when the schema changed since ``seen``, after ``timeout`` s (at most
+    async def wait(self, tag: str, seen: int, timeout: float) -> None:
+        """Return when ``tag`` changed since ``seen``, after ``timeout`` s (at most
         :data:`BACKSTOP`), or when :meth:`wake_all` is called."""
-        waiter = Waiter(seen, schema)
+        waiter = Waiter(seen, tag)
         with self._lock:
-            if self._versions[schema] != seen:
+            if self._versions[tag] != seen:
                 return
             self._waiters.add(waiter)
             self._start()
@@ -77,15 +81,19 @@ class Listener:
                 if loop is None or waiter.loop is loop:
                     waiter.wake()
 
-    def _bump(self, schema: str | None) -> None:
+    def _bump(self, payload: str | None) -> None:
         with self._lock:
-            if schema is None:  # reconnected: anything may have changed meanwhile
-                for key in list(self._versions):
-                    self._versions[key] += 1
-            else:
-                self._versions[schema] += 1
+            versions = self._versions
+            if payload is None:  # reconnected: anything may have changed meanwhile
+                tags = set(versions)
+            elif ":" in payload:  # one queue, and its schema
+                tags = {payload, payload.partition(":")[0]}
+            else:  # a whole schema
+                tags = {t for t in versions if t.partition(":")[0] == payload} | {payload}
+            for tag in tags:
+                versions[tag] += 1
             for waiter in list(self._waiters):
-                if schema is None or waiter.tag == schema:
+                if waiter.tag in tags:
                     waiter.wake()
                     self._waiters.discard(waiter)
 
@@ -135,17 +143,23 @@ def listener_for(conninfo: str) -> Listener:
 
 
 class Notifier:
-    """One schema's view of a :class:`Listener`, with the SQLite notifier's interface."""
+    """One queue's view of a :class:`Listener` (its schema's until the store is open and
+    the queue's id known), with the SQLite notifier's interface."""
 
     def __init__(self, conninfo: str, schema: str) -> None:
         self._listener = listener_for(conninfo)
         self._schema = schema
+        self._tag = schema
+
+    def set_queue(self, qid: int) -> None:
+        """From now on, wait for changes of queue ``qid`` only."""
+        self._tag = f"{self._schema}:{qid}"
 
     def version(self) -> int:
-        return self._listener.version(self._schema)
+        return self._listener.version(self._tag)
 
     async def wait(self, seen: int, timeout: float) -> None:
-        await self._listener.wait(self._schema, seen, timeout)
+        await self._listener.wait(self._tag, seen, timeout)
 
     def wake_all(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._listener.wake_all(loop)

@@ -1,11 +1,17 @@
 """One queue in a PostgreSQL schema: the SQLite store's transitions, with PostgreSQL's
 transactions, sequences and wake-ups.
 
-Every write transaction takes the schema's advisory lock first, so transitions serialize
-as they do in an SQLite file (BEGIN IMMEDIATE) and the shared code's read-then-write steps
-stay correct; it sends ``NOTIFY`` with its COMMIT, in the same round trip. An add inside
-a caller's transaction (``connection=``) takes no lock at all: its ids and order come from
-sequences, so it holds no row that a worker waits for.
+Every write transaction takes its queue's advisory lock first, so the transitions of one
+queue serialize as they do in an SQLite file (BEGIN IMMEDIATE) and the shared code's
+read-then-write steps stay correct, while queues of one schema run side by side. A
+transition that reaches another queue (a child's parent, a flow's queues) takes that
+queue's lock when it first touches it, without waiting: if another holds it, the
+transaction is undone and run again taking all its queues' locks in qid order, so two
+transitions never wait for each other in a circle. Each transaction also shares the
+schema's lock, which migrations (and a dockyard older than per-queue locks, which took it
+alone for every write) take alone. It sends ``NOTIFY`` with its COMMIT, in the same round
+trip. An add inside a caller's transaction (``connection=``) takes no lock at all: its ids
+and order come from sequences, so it holds no row that a worker waits for.
 """
 
 from __future__ import annotations
@@ -22,8 +28,27 @@ from . import hotpath
 from .dialect import PgConn
 from .schema import lock_key
 
-#: The channel every store of a database notifies on (the payload is the schema).
+#: The channel every store of a database notifies on (the payload: ``<schema>:<qid>``).
 CHANNEL = "dockyard"
+
+
+class Relock(BaseException):
+    """A write transaction reached a queue whose lock another holds: it is undone and run
+    again with the locks of ``qids`` taken in order. A BaseException, so that the per-job
+    savepoints of a batch (which hand an Exception to its own caller) pass it up."""
+
+    def __init__(self, qids: frozenset[int]) -> None:
+        super().__init__(sorted(qids))
+        self.qids = qids
+
+
+def locks_sql(schema: str, qids: Sequence[int], shared: bool = False) -> str:
+    """Share the schema's lock, then take the queues' locks in the order given (or share
+    them: claimers, see hotpath.fetch_shared)."""
+    key = lock_key(schema)
+    how = "_shared" if shared else ""
+    taken = "".join(f", pg_advisory_xact_lock{how}({key}, {qid})" for qid in qids)
+    return f"SELECT pg_advisory_xact_lock_shared({key}){taken}"
 
 
 class PgQueueStore(QueueStore):
@@ -35,6 +60,7 @@ class PgQueueStore(QueueStore):
         self.caller_tx = self.pg.caller_tx
         self._claim_sql: str | None = None
         self._add_sql: str | None = None
+        self._lock_sql: str | None = None
         super().__init__(conn, prefix, name)
         if not self.caller_tx:
             self.ensure_counter()
@@ -44,25 +70,70 @@ class PgQueueStore(QueueStore):
         """The store of queue ``name`` on ``conn``."""
         return cls(cast(sqlite3.Connection, conn), prefix, name)
 
-    @property
-    def _notify(self) -> str:
-        return f"NOTIFY {CHANNEL}, '{self.pg.schema}'"
+    def _notify(self, qid: int) -> str:
+        """Wake the waiters of queue ``qid`` (payload ``<schema>:<qid>``) at the commit."""
+        return f"NOTIFY {CHANNEL}, '{self.pg.schema}:{qid}'"
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the schema's lock, notifying listeners on commit."""
+    def tx(self, more: frozenset[int] = frozenset()) -> Iterator[sqlite3.Connection]:
+        """One write transaction under this queue's lock (and those of ``more``, taken in
+        qid order), notifying listeners on commit."""
         pg = self.pg
-        pg.begin(f"SELECT pg_advisory_xact_lock({lock_key(pg.schema)})")
+        if more:
+            qids = sorted(more | {self.qid})
+            lock = locks_sql(pg.schema, qids)
+        else:
+            qids = [self.qid]
+            lock = self._lock_sql or locks_sql(pg.schema, qids)
+            self._lock_sql = lock
+        pg.begin(lock)
+        locked = pg.locked = set(qids)
         try:
             yield self.conn
         except BaseException:
+            pg.locked = None
             pg.end(False)
             raise
-        pg.end(True, self._notify)
+        pg.locked = None
+        # Every queue it wrote (its own, and those a flow reached) wakes its own waiters.
+        pg.end(True, *(self._notify(qid) for qid in sorted(locked)))
 
-    def notify_in_tx(self) -> None:
-        """NOTIFY from the caller's transaction (delivered when it commits)."""
-        self.pg.run_plain(self._notify)
+    def guard(self, other: QueueStore) -> None:
+        """Take ``other``'s lock in this transaction without waiting (module docstring)."""
+        pg = self.pg
+        locked = pg.locked
+        if locked is None or other.qid in locked:
+            return  # outside a write transaction (reads, a caller's add), or held already
+        row = self.conn.execute(
+            "SELECT pg_try_advisory_xact_lock(?, ?)", (lock_key(pg.schema), other.qid)
+        ).fetchone()
+        if not row[0]:
+            raise Relock(frozenset(locked | {other.qid}))
+        locked.add(other.qid)
+
+    @property
+    def shared_lock_sql(self) -> str:
+        """The locks of a claim that shares the queue with other claimers."""
+        return locks_sql(self.pg.schema, [self.qid], shared=True)
+
+    @property
+    def wake_payload(self) -> str:
+        """The payload of this queue's notifications (see notify.py)."""
+        return f"{self.pg.schema}:{self.qid}"
+
+    def events_fit(self, n: int) -> bool:
+        """``n`` more events leave the trim of the events table not yet due, so they can
+        be written outside a locked transaction (the trim runs under the lock)."""
+        return self._events_since_trim + n < self._trim_every
+
+    def events_noted(self, n: int) -> None:
+        """``n`` events were written outside a locked transaction (events_fit said so)."""
+        self._events_since_trim += n
+
+    def notify_in_tx(self, *others: int) -> None:
+        """NOTIFY this queue (and queues ``others``) from the caller's transaction
+        (delivered when it commits)."""
+        self.pg.run_plain("; ".join(self._notify(qid) for qid in sorted({self.qid, *others})))
 
     def take_seqs(self, n: int) -> list[int]:
         rows = self.conn.execute(

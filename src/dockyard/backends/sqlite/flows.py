@@ -30,7 +30,8 @@ _DEPS = "FROM dependencies WHERE parent_qid = ? AND parent_id = ?"
 
 
 def peer(s: QueueStore, qid: int) -> QueueStore:
-    """The store of queue ``qid`` on the same connection (``s`` itself for its own)."""
+    """The store of queue ``qid`` on the same connection (``s`` itself for its own),
+    guarded for this transaction (``QueueStore.guard``)."""
     if qid == s.qid:
         return s
     other = s.peers.get(qid)
@@ -39,18 +40,22 @@ def peer(s: QueueStore, qid: int) -> QueueStore:
             "SELECT prefix, name FROM queues WHERE qid = ?", (qid,)
         ).fetchone()
         other = s.peers[qid] = type(s)(s.conn, prefix, name)
+    s.guard(other)
     return other
 
 
 def peer_named(s: QueueStore, name: str) -> QueueStore:
-    """The store of queue ``name`` under the same prefix (created if new)."""
+    """The store of queue ``name`` under the same prefix (created if new), guarded for
+    this transaction (``QueueStore.guard``)."""
     if name == s.name:
         return s
     for other in s.peers.values():
         if other.name == name:
+            s.guard(other)
             return other
     other = type(s)(s.conn, s.prefix, name)
     s.peers[other.qid] = other
+    s.guard(other)
     return other
 
 

@@ -66,6 +66,9 @@ class QueueStore(DedupAndMetrics):
             raise
         conn.execute("COMMIT")
 
+    def guard(self, other: QueueStore) -> None:
+        """Before this transaction touches queue ``other`` (flows): nothing here, where the
+        transaction holds the whole file; PostgreSQL takes that queue's lock."""
     # -- helpers (lib.lua) -------------------------------------------------------------
 
     def queue_row(self) -> tuple[int, int, int, int | None, int | None, int | None]:
