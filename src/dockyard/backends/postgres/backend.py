@@ -40,7 +40,7 @@ from .failures import nul_refused, refusal
 from .finishing import FastFinish, run_batch
 from .notify import Notifier
 from .schema import lock_key, migrate
-from .store import PgQueueStore, Relock
+from .store import PgQueueStore
 
 SCHEMES = ("postgresql", "postgres")
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,39}")
@@ -215,17 +215,9 @@ class PostgresBackend(SqliteBackend):
 
     @staticmethod
     def _write(store: QueueStore, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """``fn`` in one write transaction; run again, with the locks of every queue it
-        reached taken in order, when it reached one whose lock another held (store.py).
-        The set only grows, so this ends."""
+        """``fn`` in one write transaction (PgQueueStore.write)."""
         assert isinstance(store, PgQueueStore)
-        more: frozenset[int] = frozenset()
-        while True:
-            try:
-                with store.tx(more):
-                    return fn(store, *args)
-            except Relock as again:
-                more = again.qids
+        return store.write(fn, *args)
 
     def _failure(self, exc: psycopg.Error) -> DockyardError:
         refused = refusal(exc, self._where)

@@ -115,12 +115,10 @@ def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken |
         return None
     s.events_noted(len(taken))
     if any(str(row[1]).startswith("repeat:") for row in taken):
-        with s.tx():
-            advance_fetched(s, [row[1] for row in taken], now)
+        s.write(advance_fetched, [row[1] for row in taken], now)
 
     def more(lease: Lease, n: int) -> Taken:
-        with s.tx():
-            return QueueStore.fetch(s, now, lease, n)
+        return s.write(QueueStore.fetch, now, lease, n)
 
     return _share(wants, taken, status, more)[0]
 

@@ -17,9 +17,9 @@ and order come from sequences, so it holds no row that a worker waits for.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from ..base import Lease, NewJob
 from ..sqlite import flows
@@ -27,6 +27,8 @@ from ..sqlite.store import QueueStore
 from . import hotpath
 from .dialect import PgConn
 from .schema import lock_key
+
+T = TypeVar("T")
 
 #: The channel every store of a database notifies on (the payload: ``<schema>:<qid>``).
 CHANNEL = "dockyard"
@@ -97,6 +99,18 @@ class PgQueueStore(QueueStore):
         pg.locked = None
         # Every queue it wrote (its own, and those a flow reached) wakes its own waiters.
         pg.end(True, *(self._notify(qid) for qid in sorted(locked)))
+
+    def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(self, *args)`` in one write transaction; run again, with the locks of
+        every queue it reached taken in order, when it reached one whose lock another
+        held (see the module docstring). The set only grows, so this ends."""
+        more: frozenset[int] = frozenset()
+        while True:
+            try:
+                with self.tx(more):
+                    return fn(self, *args)
+            except Relock as again:
+                more = again.qids
 
     def guard(self, other: QueueStore) -> None:
         """Take ``other``'s lock in this transaction without waiting (module docstring)."""
