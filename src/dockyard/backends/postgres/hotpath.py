@@ -30,19 +30,33 @@ if TYPE_CHECKING:
 _J_COLUMNS = ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))
 
 
-def claim_sql(schema: str) -> str:
+def claim_sql(schema: str, alone: int | None = None) -> str:
     """The guarded claim of up to N waiting jobs for several leases at once (the n-th job
     gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, their
     ``active`` events, and a notification (the last parameter: its payload) when it took
-    any (:func:`fetch_shared` commits without a NOTIFY of its own). The rows it locked
-    are updated by their ``ctid``: a join on the id let a plan cached while the table was
-    small (a prepared statement's generic plan) scan every job of the queue per claim."""
-    return (
-        "WITH q AS (SELECT paused = 0 AND concurrency IS NULL AND rate_max IS NULL AND NOT "
-        "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND score <= ?) AS fast "
-        "FROM queues WHERE qid = ?), "
-        "picked AS (SELECT j.ctid AS tid, j.id, j.score FROM jobs j, q WHERE q.fast AND "
-        "j.qid = ? AND j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
+    any. The rows it locked are updated by their ``ctid``: a join on the id let a plan
+    cached while the table was small (a prepared statement's generic plan) scan every
+    job of the queue per claim.
+
+    ``alone`` (the schema's lock key): the claim as a statement of its own, its own
+    transaction (:func:`fetch_shared`): it first shares the schema's and the queue's
+    locks (the guard takes them, and the pick, a LATERAL of the guard, runs after it),
+    and its rows are ``(*STATUS, n, *JOB_COLUMNS)``, one row with n NULL when it took
+    none; its first three parameters are the status read's."""
+    lock = (
+        ""
+        if alone is None
+        else f"pg_advisory_xact_lock_shared({alone}) IS NOT NULL AND "
+        f"pg_advisory_xact_lock_shared({alone}, qid::int) IS NOT NULL AND "
+    )
+    status = "" if alone is None else f"st AS ({_STATUS}), "
+    body = (
+        f"WITH {status}q AS (SELECT {lock}paused = 0 AND concurrency IS NULL AND rate_max IS "
+        "NULL AND NOT EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND "
+        "score <= ?) AS fast FROM queues WHERE qid = ?), "
+        "picked AS (SELECT p.* FROM q, LATERAL (SELECT j.ctid AS tid, j.id, j.score FROM "
+        "jobs j WHERE q.fast AND j.qid = ? AND j.state = 'wait' ORDER BY j.score LIMIT ? "
+        "FOR UPDATE OF j SKIP LOCKED) AS p), "
         "numbered AS (SELECT tid, id, row_number() OVER (ORDER BY score) AS n FROM picked), "
         "taken AS (UPDATE jobs j SET state = 'active', "
         f"score = nextval('\"{schema}\".job_seq'), lock_token = (?::text[])[p.n], "
@@ -51,8 +65,11 @@ def claim_sql(schema: str) -> str:
         f"WHERE j.ctid = p.tid AND j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
         "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, 'active', "
         "json_build_object('jobId', id, 'prev', 'waiting')::text FROM taken) "
-        "SELECT taken.* FROM taken, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
     )
+    notified = "SELECT taken.* FROM taken, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
+    if alone is None:
+        return body + notified
+    return body + f"SELECT st.*, t.* FROM st LEFT JOIN ({notified}) AS t ON true"
 
 
 _STATUS = (
@@ -91,9 +108,10 @@ def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> lis
 
 
 def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken | None:
-    """An idle worker's moveToActive in one round trip: a transaction that shares the
-    queue's lock with other claimers (``SKIP LOCKED`` keeps them apart) and claims, sent
-    with its COMMIT and read after it. None when the shared path must run instead
+    """An idle worker's moveToActive in one round trip: one statement, its own
+    transaction, that shares the queue's lock with other claimers (``SKIP LOCKED`` keeps
+    them apart) and waits for a transition holding it alone, reads the status and claims
+    (:func:`claim_sql` with ``alone``). None when the shared path must run instead
     (nothing claimed and a pause, a limit or a due delayed job; a due trim of the
     events). A scheduler's iteration taken here gets its next one in a locked
     transaction right after (should the process die in between, the iteration stalls,
@@ -102,15 +120,12 @@ def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken |
     if lease.limit_max is not None or count <= 0 or not s.events_fit(count):
         return None
     wants = [(lease, count)]
-    pg = s.pg
-    pg.begin(s.shared_lock_sql)
-    try:
-        sent = _send_claim(s, now, wants)
-    except BaseException:
-        pg.end(False)
-        raise
-    pg.end(True)
-    taken, status = _read(*sent)
+    qid = s.qid
+    rows = s.conn.execute(
+        s.claim_alone_sql, (qid, qid, qid, *_claim_params(s, now, wants))
+    ).fetchall()
+    status = tuple(rows[0][:5])
+    taken = sorted(row[5:] for row in rows if row[5] is not None)
     if _guarded(taken, status, now):
         return None
     s.events_noted(len(taken))
@@ -126,6 +141,13 @@ def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken |
 def _send_claim(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> tuple[Any, Any]:
     """Send the claim and the status read (unread: a pipeline sends them together)."""
     qid = s.qid
+    claimed = s.conn.execute(s.claim_sql, _claim_params(s, now, wants))
+    return claimed, s.conn.execute(_STATUS, (qid, qid, qid))
+
+
+def _claim_params(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> tuple[Any, ...]:
+    """The parameters of :func:`claim_sql` (its own, not the status read's)."""
+    qid = s.qid
     tokens: list[str | None] = []
     until: list[int] = []
     names: list[str | None] = []
@@ -133,12 +155,8 @@ def _send_claim(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> tu
         tokens += [None if lease.token == "0" else lease.token] * count
         until += [now + lease.lock_ms] * count
         names += [lease.worker_name or None] * count
-    claimed = s.conn.execute(
-        s.claim_sql,
-        (qid, (now + 1) * 4096 - 1, qid, qid, len(tokens), tokens, until, now, names, qid,
-         qid, now, s.wake_payload),
-    )  # fmt: skip
-    return claimed, s.conn.execute(_STATUS, (qid, qid, qid))
+    return (qid, (now + 1) * 4096 - 1, qid, qid, len(tokens), tokens, until, now, names, qid,
+            qid, now, s.wake_payload)  # fmt: skip
 
 
 def _read(claimed: Any, status: Any) -> tuple[list[Any], tuple[Any, ...]]:

@@ -44,12 +44,10 @@ class Relock(BaseException):
         self.qids = qids
 
 
-def locks_sql(schema: str, qids: Sequence[int], shared: bool = False) -> str:
-    """Share the schema's lock, then take the queues' locks in the order given (or share
-    them: claimers, see hotpath.fetch_shared)."""
+def locks_sql(schema: str, qids: Sequence[int]) -> str:
+    """Share the schema's lock, then take the queues' locks in the order given."""
     key = lock_key(schema)
-    how = "_shared" if shared else ""
-    taken = "".join(f", pg_advisory_xact_lock{how}({key}, {qid})" for qid in qids)
+    taken = "".join(f", pg_advisory_xact_lock({key}, {qid})" for qid in qids)
     return f"SELECT pg_advisory_xact_lock_shared({key}){taken}"
 
 
@@ -61,6 +59,7 @@ class PgQueueStore(QueueStore):
         #: On a caller's connection (``connection=``): their transaction, no lock taken.
         self.caller_tx = self.pg.caller_tx
         self._claim_sql: str | None = None
+        self._claim_alone_sql: str | None = None
         self._add_sql: str | None = None
         self._lock_sql: str | None = None
         super().__init__(conn, prefix, name)
@@ -126,9 +125,13 @@ class PgQueueStore(QueueStore):
         locked.add(other.qid)
 
     @property
-    def shared_lock_sql(self) -> str:
-        """The locks of a claim that shares the queue with other claimers."""
-        return locks_sql(self.pg.schema, [self.qid], shared=True)
+    def claim_alone_sql(self) -> str:
+        sql = self._claim_alone_sql
+        if sql is None:
+            sql = self._claim_alone_sql = hotpath.claim_sql(
+                self.pg.schema, lock_key(self.pg.schema)
+            )
+        return sql
 
     @property
     def wake_payload(self) -> str:
