@@ -9,7 +9,8 @@ round trip. Here the common cases are single statements whose answers arrive tog
 - ``fetch``: one claim statement (``FOR UPDATE SKIP LOCKED``, several jobs at once), guarded
   so that it claims only when no pause, limit, global concurrency or due delayed job
   needs the shared path, sent with a status read in the same round trip; an idle
-  worker's fetch shares the queue's lock with other claimers and reads after COMMIT.
+  worker's claim is one statement, its own transaction, that shares the queue's lock
+  with other claimers and reads the status itself.
 - on finish, releasing a job's deduplication key is a statement nobody waits for.
 
 Anything else falls back to the shared code, which stays the reference behaviour.
