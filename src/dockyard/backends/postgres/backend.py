@@ -98,6 +98,7 @@ class PostgresBackend(SqliteBackend):
     """One queue in a PostgreSQL schema; see the module docstring."""
 
     kind = "postgres"
+    _CLAIM_ON_NOTICE = True  # notices name the queue written (notify.py)
     # An event is shown once every writing transaction that began before it has ended,
     # so a reader resuming by id never skips one that committed late (an add in a
     # caller's transaction, say); or at the latest 10 s after it was written, so that a

@@ -175,7 +175,8 @@ class PgQueueStore(QueueStore):
         return int(row[0])
 
     def ensure_counter(self) -> None:
-        """Create the queue's job id sequence (under the schema's lock, once)."""
+        """Create the queue's job id sequence (in the transaction that made its row, whose
+        unique key makes a second maker wait for the first)."""
         self.pg.run_plain(f'CREATE SEQUENCE IF NOT EXISTS "{self.pg.schema}".jid_{self.qid}')
 
     def reset_counter(self) -> None:

@@ -110,6 +110,10 @@ class SqliteBackend(SqliteAdmin):
     """One queue in an SQLite file; see the module docstring."""
 
     kind = "sqlite"
+    #: Woken by a change notice, an idle worker goes to claim at once instead of looking
+    #: first: right where notices name the queue (PostgreSQL), not where any write to the
+    #: file wakes every queue's waiters (here).
+    _CLAIM_ON_NOTICE = False
     #: The newest event's id, and a page of events after one (a store may add a condition:
     #: PostgreSQL holds an event back while a transaction that began before it is open).
     _NEWEST_EVENT_SQL = "SELECT max(id) FROM events WHERE qid = ?"
@@ -419,6 +423,8 @@ class SqliteBackend(SqliteAdmin):
                 return None
             await self._notifier.wait(seen, wait)
             if loop.time() >= deadline:
+                return None
+            if self._CLAIM_ON_NOTICE and self._notifier.version() != seen:
                 return None
 
     async def interrupt_wait(self) -> None:
