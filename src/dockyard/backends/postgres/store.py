@@ -11,7 +11,9 @@ transitions never wait for each other in a circle. Each transaction also shares 
 schema's lock, which migrations (and a dockyard older than per-queue locks, which took it
 alone for every write) take alone. It sends ``NOTIFY`` with its COMMIT, in the same round
 trip. An add inside a caller's transaction (``connection=``) takes no lock at all: its ids
-and order come from sequences, so it holds no row that a worker waits for.
+and order come from sequences, so it holds no row that a worker waits for; nor does a
+plain add of ours, and an idle worker's claim shares its queue's lock with other claimers
+(``SKIP LOCKED`` keeps them apart): see hotpath.py.
 """
 
 from __future__ import annotations
