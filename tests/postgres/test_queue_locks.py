@@ -259,3 +259,52 @@ async def test_idle_claims_share_the_queue_and_wait_for_its_transitions(
                 await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
                 assert ran == ["warm", "shared"]
             await wait_for(lambda: ran == ["warm", "shared", "held"], 10, "the claim after it")
+
+
+async def _worker_idle(url: str) -> bool:
+    """No session waits for an advisory lock and every worker connection is idle."""
+    conninfo, _ = _split(url)
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'dw:%%' "
+                "AND state <> 'idle'"
+            )
+        ).fetchone()
+        waiting = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+        ).fetchone()
+        return bool(row and row[0] == 0 and waiting and waiting[0] == 0)
+
+
+async def test_a_claim_that_waited_for_a_pause_sees_it(postgres_url: str) -> None:
+    """An idle claim waiting for a transition that pauses the queue claims nothing after
+    it: it reads the queue after taking the lock, not before."""
+    conninfo, schema = _split(postgres_url)
+    key = lock_key(schema)
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.name)
+
+    async with Queue("a", url=postgres_url) as qa:
+        await qa.add("warm", {})
+        qid = await _qid(postgres_url, "a")
+        async with Worker("a", handler, url=postgres_url):
+            await wait_for(lambda: ran == ["warm"], 10, "the first job")
+            async with await psycopg.AsyncConnection.connect(conninfo) as holder:
+                await holder.execute(f"SELECT pg_advisory_xact_lock({key}, {qid})")
+                job = await qa.add("held", {})  # a plain add takes no lock
+                await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
+                # The transition holding the lock pauses the queue, then commits.
+                await holder.execute(
+                    f'UPDATE "{schema}".queues SET paused = 1 WHERE qid = %s', (qid,)
+                )
+                await holder.commit()
+            await wait_for(lambda: _worker_idle(postgres_url), 10, "the claim to end")
+            assert ran == ["warm"]
+            assert await job.get_state() == "waiting"
+            await qa.resume()
+            await wait_for(lambda: ran == ["warm", "held"], 10, "the job after resume")

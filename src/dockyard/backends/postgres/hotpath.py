@@ -9,8 +9,8 @@ round trip. Here the common cases are single statements whose answers arrive tog
 - ``fetch``: one claim statement (``FOR UPDATE SKIP LOCKED``, several jobs at once), guarded
   so that it claims only when no pause, limit, global concurrency or due delayed job
   needs the shared path, sent with a status read in the same round trip; an idle
-  worker's claim is one statement, its own transaction, that shares the queue's lock
-  with other claimers and reads the status itself.
+  worker's claim shares the queue's lock with other claimers and is read after its
+  COMMIT (one round trip).
 - on finish, releasing a job's deduplication key is a statement nobody waits for.
 
 Anything else falls back to the shared code, which stays the reference behaviour.
@@ -31,33 +31,19 @@ if TYPE_CHECKING:
 _J_COLUMNS = ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))
 
 
-def claim_sql(schema: str, alone: int | None = None) -> str:
+def claim_sql(schema: str) -> str:
     """The guarded claim of up to N waiting jobs for several leases at once (the n-th job
     gets the n-th token, lock time and worker name); rows ``(n, *JOB_COLUMNS)``, their
     ``active`` events, and a notification (the last parameter: its payload) when it took
-    any. The rows it locked are updated by their ``ctid``: a join on the id let a plan
-    cached while the table was small (a prepared statement's generic plan) scan every
-    job of the queue per claim.
-
-    ``alone`` (the schema's lock key): the claim as a statement of its own, its own
-    transaction (:func:`fetch_shared`): it first shares the schema's and the queue's
-    locks (the guard takes them, and the pick, a LATERAL of the guard, runs after it),
-    and its rows are ``(*STATUS, n, *JOB_COLUMNS)``, one row with n NULL when it took
-    none; its first three parameters are the status read's."""
-    lock = (
-        ""
-        if alone is None
-        else f"pg_advisory_xact_lock_shared({alone}) IS NOT NULL AND "
-        f"pg_advisory_xact_lock_shared({alone}, qid::int) IS NOT NULL AND "
-    )
-    status = "" if alone is None else f"st AS ({_STATUS}), "
-    body = (
-        f"WITH {status}q AS (SELECT {lock}paused = 0 AND concurrency IS NULL AND rate_max IS "
-        "NULL AND NOT EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND "
-        "score <= ?) AS fast FROM queues WHERE qid = ?), "
-        "picked AS (SELECT p.* FROM q, LATERAL (SELECT j.ctid AS tid, j.id, j.score FROM "
-        "jobs j WHERE q.fast AND j.qid = ? AND j.state = 'wait' ORDER BY j.score LIMIT ? "
-        "FOR UPDATE OF j SKIP LOCKED) AS p), "
+    any (:func:`fetch_shared` commits without a NOTIFY of its own). The rows it locked
+    are updated by their ``ctid``: a join on the id let a plan cached while the table was
+    small (a prepared statement's generic plan) scan every job of the queue per claim."""
+    return (
+        "WITH q AS (SELECT paused = 0 AND concurrency IS NULL AND rate_max IS NULL AND NOT "
+        "EXISTS (SELECT 1 FROM jobs WHERE qid = ? AND state = 'delayed' AND score <= ?) AS fast "
+        "FROM queues WHERE qid = ?), "
+        "picked AS (SELECT j.ctid AS tid, j.id, j.score FROM jobs j, q WHERE q.fast AND "
+        "j.qid = ? AND j.state = 'wait' ORDER BY j.score LIMIT ? FOR UPDATE OF j SKIP LOCKED), "
         "numbered AS (SELECT tid, id, row_number() OVER (ORDER BY score) AS n FROM picked), "
         "taken AS (UPDATE jobs j SET state = 'active', "
         f"score = nextval('\"{schema}\".job_seq'), lock_token = (?::text[])[p.n], "
@@ -66,11 +52,8 @@ def claim_sql(schema: str, alone: int | None = None) -> str:
         f"WHERE j.ctid = p.tid AND j.qid = ? AND j.id = p.id RETURNING p.n, {_J_COLUMNS}), "
         "e AS (INSERT INTO events (qid, ms, name, fields) SELECT ?, ?, 'active', "
         "json_build_object('jobId', id, 'prev', 'waiting')::text FROM taken) "
+        "SELECT taken.* FROM taken, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
     )
-    notified = "SELECT taken.* FROM taken, LATERAL (SELECT pg_notify('dockyard', ?)) AS nt"
-    if alone is None:
-        return body + notified
-    return body + f"SELECT st.*, t.* FROM st LEFT JOIN ({notified}) AS t ON true"
 
 
 _STATUS = (
@@ -109,10 +92,11 @@ def fetch_many(s: PgQueueStore, now: int, wants: list[tuple[Lease, int]]) -> lis
 
 
 def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken | None:
-    """An idle worker's moveToActive in one round trip: one statement, its own
-    transaction, that shares the queue's lock with other claimers (``SKIP LOCKED`` keeps
-    them apart) and waits for a transition holding it alone, reads the status and claims
-    (:func:`claim_sql` with ``alone``). None when the shared path must run instead
+    """An idle worker's moveToActive in one round trip: a transaction that shares the
+    queue's lock with other claimers (``SKIP LOCKED`` keeps them apart) and so waits for
+    a transition holding it alone, claims and reads the status, sent with its COMMIT and
+    read after it (the claim's statement starts after the lock is taken, so it sees what
+    that transition wrote: a pause, say). None when the shared path must run instead
     (nothing claimed and a pause, a limit or a due delayed job; a due trim of the
     events). A scheduler's iteration taken here gets its next one in a locked
     transaction right after (should the process die in between, the iteration stalls,
@@ -121,12 +105,15 @@ def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken |
     if lease.limit_max is not None or count <= 0 or not s.events_fit(count):
         return None
     wants = [(lease, count)]
-    qid = s.qid
-    rows = s.conn.execute(
-        s.claim_alone_sql, (qid, qid, qid, *_claim_params(s, now, wants))
-    ).fetchall()
-    status = tuple(rows[0][:5])
-    taken = sorted(row[5:] for row in rows if row[5] is not None)
+    pg = s.pg
+    pg.begin(s.shared_lock_sql)
+    try:
+        sent = _send_claim(s, now, wants)
+    except BaseException:
+        pg.end(False)
+        raise
+    pg.end(True)
+    taken, status = _read(*sent)
     if _guarded(taken, status, now):
         return None
     s.events_noted(len(taken))

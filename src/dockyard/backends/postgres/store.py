@@ -61,7 +61,6 @@ class PgQueueStore(QueueStore):
         #: On a caller's connection (``connection=``): their transaction, no lock taken.
         self.caller_tx = self.pg.caller_tx
         self._claim_sql: str | None = None
-        self._claim_alone_sql: str | None = None
         self._add_sql: str | None = None
         self._lock_sql: str | None = None
         super().__init__(conn, prefix, name)
@@ -127,13 +126,13 @@ class PgQueueStore(QueueStore):
         locked.add(other.qid)
 
     @property
-    def claim_alone_sql(self) -> str:
-        sql = self._claim_alone_sql
-        if sql is None:
-            sql = self._claim_alone_sql = hotpath.claim_sql(
-                self.pg.schema, lock_key(self.pg.schema)
-            )
-        return sql
+    def shared_lock_sql(self) -> str:
+        """The locks of a claim that shares the queue with other claimers."""
+        key = lock_key(self.pg.schema)
+        return (
+            f"SELECT pg_advisory_xact_lock_shared({key}), "
+            f"pg_advisory_xact_lock_shared({key}, {self.qid})"
+        )
 
     @property
     def wake_payload(self) -> str:
