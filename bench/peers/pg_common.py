@@ -9,8 +9,9 @@ job's start and the last job's end (wall-clock ms, taken in the handler).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
-from common import now_ms
+from common import args, now_ms, quiet_logging
 
 
 class Done:
@@ -35,3 +36,16 @@ class Done:
 
     def result(self) -> dict[str, float]:
         return {"first_ms": self.first or 0.0, "last_ms": self.last, "jobs": self.count}
+
+
+def run_role(
+    enqueue: Callable[[str, int], Awaitable[None]],
+    work: Callable[[str, int, int], Awaitable[None]],
+) -> None:
+    """A peer's entry point: the role the command line names (bench/peers/common.py)."""
+    quiet_logging()
+    a = args()
+    if a["role"] == "enqueue":
+        asyncio.run(enqueue(a["url"], a["n"]))
+    else:
+        asyncio.run(work(a["url"], a["n"], a["concurrency"]))

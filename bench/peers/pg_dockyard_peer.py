@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from common import args, emit, quiet_logging
-from pg_common import Done
+from common import emit
+from pg_common import Done, run_role
 
 from dockyard import Job, Queue, Worker
 
@@ -39,14 +39,5 @@ async def work(url: str, n: int, concurrency: int) -> None:
     await runner
 
 
-def main() -> None:
-    quiet_logging()
-    a = args()
-    if a["role"] == "enqueue":
-        asyncio.run(enqueue(a["url"], a["n"]))
-    else:
-        asyncio.run(work(a["url"], a["n"], a["concurrency"]))
-
-
 if __name__ == "__main__":
-    main()
+    run_role(enqueue, work)

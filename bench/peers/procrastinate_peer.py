@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import procrastinate
-from common import args, emit, quiet_logging
-from pg_common import Done
+from common import emit
+from pg_common import Done, run_role
 
 DONE: Done | None = None
 
@@ -55,14 +55,5 @@ async def work(url: str, n: int, concurrency: int) -> None:
             await runner
 
 
-def main() -> None:
-    quiet_logging()
-    a = args()
-    if a["role"] == "enqueue":
-        asyncio.run(enqueue(a["url"], a["n"]))
-    else:
-        asyncio.run(work(a["url"], a["n"], a["concurrency"]))
-
-
 if __name__ == "__main__":
-    main()
+    run_role(enqueue, work)

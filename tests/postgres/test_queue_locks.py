@@ -233,32 +233,40 @@ async def test_a_plain_add_takes_no_lock(postgres_url: str) -> None:
             assert await job.get_state() == "waiting"
 
 
+@asynccontextmanager
+async def _idle_worker(url: str) -> AsyncIterator[tuple[Queue, int, list[str]]]:
+    """Queue "a" (and its qid) with a worker that has run one job and gone idle; the
+    names of the jobs it ran, in order."""
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.name)
+
+    async with Queue("a", url=url) as qa:
+        await qa.add("warm", {})
+        qid = await _qid(url, "a")
+        async with Worker("a", handler, url=url):
+            await wait_for(lambda: ran == ["warm"], 10, "the first job")
+            yield qa, qid, ran
+
+
 async def test_idle_claims_share_the_queue_and_wait_for_its_transitions(
     postgres_url: str,
 ) -> None:
     """An idle worker's claim shares the queue's lock with other claimers (SKIP LOCKED
     keeps them apart) but waits for a transition holding it alone."""
     key = lock_key(_split(postgres_url)[1])
-    ran: list[str] = []
-
-    async def handler(job: Job) -> None:
-        ran.append(job.name)
-
-    async with Queue("a", url=postgres_url) as qa:
-        await qa.add("warm", {})
-        qid = await _qid(postgres_url, "a")
-        async with Worker("a", handler, url=postgres_url):
-            await wait_for(lambda: ran == ["warm"], 10, "the first job")
-            async with _holding(
-                postgres_url, f"SELECT pg_advisory_xact_lock_shared({key}, {qid})"
-            ):  # another claimer
-                await qa.add("shared", {})
-                await wait_for(lambda: ran == ["warm", "shared"], 10, "a claim beside it")
-            async with _holding(postgres_url, f"SELECT pg_advisory_xact_lock({key}, {qid})"):
-                await qa.add("held", {})
-                await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
-                assert ran == ["warm", "shared"]
-            await wait_for(lambda: ran == ["warm", "shared", "held"], 10, "the claim after it")
+    async with _idle_worker(postgres_url) as (qa, qid, ran):
+        async with _holding(
+            postgres_url, f"SELECT pg_advisory_xact_lock_shared({key}, {qid})"
+        ):  # another claimer
+            await qa.add("shared", {})
+            await wait_for(lambda: ran == ["warm", "shared"], 10, "a claim beside it")
+        async with _holding(postgres_url, f"SELECT pg_advisory_xact_lock({key}, {qid})"):
+            await qa.add("held", {})
+            await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
+            assert ran == ["warm", "shared"]
+        await wait_for(lambda: ran == ["warm", "shared", "held"], 10, "the claim after it")
 
 
 async def _worker_idle(url: str) -> bool:
@@ -284,27 +292,18 @@ async def test_a_claim_that_waited_for_a_pause_sees_it(postgres_url: str) -> Non
     it: it reads the queue after taking the lock, not before."""
     conninfo, schema = _split(postgres_url)
     key = lock_key(schema)
-    ran: list[str] = []
-
-    async def handler(job: Job) -> None:
-        ran.append(job.name)
-
-    async with Queue("a", url=postgres_url) as qa:
-        await qa.add("warm", {})
-        qid = await _qid(postgres_url, "a")
-        async with Worker("a", handler, url=postgres_url):
-            await wait_for(lambda: ran == ["warm"], 10, "the first job")
-            async with await psycopg.AsyncConnection.connect(conninfo) as holder:
-                await holder.execute(f"SELECT pg_advisory_xact_lock({key}, {qid})")
-                job = await qa.add("held", {})  # a plain add takes no lock
-                await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
-                # The transition holding the lock pauses the queue, then commits.
-                await holder.execute(
-                    f'UPDATE "{schema}".queues SET paused = 1 WHERE qid = %s', (qid,)
-                )
-                await holder.commit()
-            await wait_for(lambda: _worker_idle(postgres_url), 10, "the claim to end")
-            assert ran == ["warm"]
-            assert await job.get_state() == "waiting"
-            await qa.resume()
-            await wait_for(lambda: ran == ["warm", "held"], 10, "the job after resume")
+    async with _idle_worker(postgres_url) as (qa, qid, ran):
+        async with await psycopg.AsyncConnection.connect(conninfo) as holder:
+            await holder.execute(f"SELECT pg_advisory_xact_lock({key}, {qid})")
+            job = await qa.add("held", {})  # a plain add takes no lock
+            await wait_for(lambda: _waiting_on(postgres_url, qid), 10, "the claim to wait")
+            # The transition holding the lock pauses the queue, then commits.
+            await holder.execute(
+                f'UPDATE "{schema}".queues SET paused = 1 WHERE qid = %s', (qid,)
+            )
+            await holder.commit()
+        await wait_for(lambda: _worker_idle(postgres_url), 10, "the claim to end")
+        assert ran == ["warm"]
+        assert await job.get_state() == "waiting"
+        await qa.resume()
+        await wait_for(lambda: ran == ["warm", "held"], 10, "the job after resume")

@@ -86,7 +86,7 @@ def _fetch_shared(s: QueueStore, now: int, lease: Lease, count: int) -> Any:
     found = hotpath.fetch_shared(s, now, lease, count)
     if found is not None:
         return found
-    return PostgresBackend._write(s, _fetch, (now, lease, count))
+    return s.write(_fetch, now, lease, count)
 
 
 def _extend(s: QueueStore, locks: dict[str, str], lock_ms: int, now: int) -> Any:
@@ -207,18 +207,13 @@ class PostgresBackend(SqliteBackend):
                 )
                 self._named = self._worker_name
             if write:
-                out = self._write(store, fn, args)
+                assert isinstance(store, PgQueueStore)
+                out = store.write(fn, *args)
                 # A result read only now: its statement's reply came with the COMMIT's.
                 return out.fetchall() if isinstance(out, Rows) else out
             return fn(store, *args)
         except psycopg.Error as exc:
             raise self._failure(exc) from None
-
-    @staticmethod
-    def _write(store: QueueStore, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """``fn`` in one write transaction (PgQueueStore.write)."""
-        assert isinstance(store, PgQueueStore)
-        return store.write(fn, *args)
 
     def _failure(self, exc: psycopg.Error) -> DockyardError:
         refused = refusal(exc, self._where)
@@ -267,7 +262,7 @@ class PostgresBackend(SqliteBackend):
         found = hotpath.add_unlocked(s, job, now)
         if found is not None:
             return found
-        out = self._write(s, hotpath.add_rows, (job, now))
+        out = s.write(hotpath.add_rows, job, now)
         return out if isinstance(out, str) else str(out.fetchall()[0][0])
 
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:

@@ -59,23 +59,31 @@ async def add_flow(
             )
         if node.job.job_id:
             inside.add((node.queue, node.job.job_id))
-    # Every queue of the trees gets its row and id sequence first, in a transaction of
-    # ours: made in the caller's, they would hold up other creators until it ends.
-    names = sorted({node.queue for node in nodes} - {backend.queue})
-    await backend._run(lambda s: [flows.peer_named(s, name) for name in names])
     now = int(time.time() * 1000)
-    return await _in_caller_tx(backend, connection, lambda s: flows.add_flow(s, nodes, now))
+    names = sorted({node.queue for node in nodes} - {backend.queue})
+    return await _in_caller_tx(
+        backend, connection, lambda s: flows.add_flow(s, nodes, now), queues=names
+    )
 
 
 async def _in_caller_tx(
-    backend: PostgresBackend, connection: Any, write: Callable[[PgQueueStore], T]
+    backend: PostgresBackend,
+    connection: Any,
+    write: Callable[[PgQueueStore], T],
+    queues: Sequence[str] = (),
 ) -> T:
     if not isinstance(connection, psycopg.Connection | psycopg.AsyncConnection):
         raise InvalidOptionError(
             "connection= takes a psycopg (3) Connection or AsyncConnection, got "
             f"{type(connection).__name__}"
         )
-    await backend._run(lambda s: None, write=False)  # the schema, queue and id sequence
+    # The schema, and every queue written (this one and ``queues``) with its row and id
+    # sequence, made first in a transaction of ours: made in the caller's, they would hold
+    # up other creators until it ends.
+    if queues:
+        await backend._run(lambda s: [flows.peer_named(s, name) for name in queues])
+    else:
+        await backend._run(lambda s: None, write=False)
     loop = asyncio.get_running_loop()
     is_async = isinstance(connection, psycopg.AsyncConnection)
     own = connection.autocommit and connection.info.transaction_status == pq.TransactionStatus.IDLE

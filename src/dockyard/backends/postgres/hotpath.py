@@ -105,15 +105,9 @@ def fetch_shared(s: PgQueueStore, now: int, lease: Lease, count: int) -> Taken |
     if lease.limit_max is not None or count <= 0 or not s.events_fit(count):
         return None
     wants = [(lease, count)]
-    pg = s.pg
-    pg.begin(s.shared_lock_sql)
-    try:
+    with s.tx(shared=True):
         sent = _send_claim(s, now, wants)
-    except BaseException:
-        pg.end(False)
-        raise
-    pg.end(True)
-    taken, status = _read(*sent)
+    taken, status = _read(*sent)  # read after the COMMIT: one round trip
     if _guarded(taken, status, now):
         return None
     s.events_noted(len(taken))

@@ -62,8 +62,16 @@ class PgQueueStore(QueueStore):
         self.caller_tx = self.pg.caller_tx
         self._claim_sql: str | None = None
         self._add_sql: str | None = None
-        self._lock_sql: str | None = None
         super().__init__(conn, prefix, name)
+        key = lock_key(self.pg.schema)
+        self._lock_sql = locks_sql(self.pg.schema, [self.qid])
+        #: A claim's locks: it shares the queue with other claimers (hotpath.fetch_shared).
+        self._shared_lock_sql = (
+            f"SELECT pg_advisory_xact_lock_shared({key}), "
+            f"pg_advisory_xact_lock_shared({key}, {self.qid})"
+        )
+        #: The payload of this queue's notifications (see notify.py).
+        self.wake_payload = f"{self.pg.schema}:{self.qid}"
         if not self.caller_tx:
             self.ensure_counter()
 
@@ -77,19 +85,24 @@ class PgQueueStore(QueueStore):
         return f"NOTIFY {CHANNEL}, '{self.pg.schema}:{qid}'"
 
     @contextmanager
-    def tx(self, more: frozenset[int] = frozenset()) -> Iterator[sqlite3.Connection]:
+    def tx(
+        self, more: frozenset[int] = frozenset(), *, shared: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction under this queue's lock (and those of ``more``, taken in
-        qid order), notifying listeners on commit."""
+        qid order), notifying listeners on commit; ``shared``: a claim's, which shares
+        the queue's lock with other claimers, reaches no other queue and notifies in its
+        own statement."""
         pg = self.pg
-        if more:
+        if shared:
+            lock, qids = self._shared_lock_sql, []
+        elif more:
             qids = sorted(more | {self.qid})
             lock = locks_sql(pg.schema, qids)
         else:
-            qids = [self.qid]
-            lock = self._lock_sql or locks_sql(pg.schema, qids)
-            self._lock_sql = lock
+            lock, qids = self._lock_sql, [self.qid]
         pg.begin(lock)
-        locked = pg.locked = set(qids)
+        locked = set(qids)  # guard() adds the queues it reaches
+        pg.locked = None if shared else locked
         try:
             yield self.conn
         except BaseException:
@@ -124,20 +137,6 @@ class PgQueueStore(QueueStore):
         if not row[0]:
             raise Relock(frozenset(locked | {other.qid}))
         locked.add(other.qid)
-
-    @property
-    def shared_lock_sql(self) -> str:
-        """The locks of a claim that shares the queue with other claimers."""
-        key = lock_key(self.pg.schema)
-        return (
-            f"SELECT pg_advisory_xact_lock_shared({key}), "
-            f"pg_advisory_xact_lock_shared({key}, {self.qid})"
-        )
-
-    @property
-    def wake_payload(self) -> str:
-        """The payload of this queue's notifications (see notify.py)."""
-        return f"{self.pg.schema}:{self.qid}"
 
     def events_fit(self, n: int) -> bool:
         """``n`` more events leave the trim of the events table not yet due, so they can
